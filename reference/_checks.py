@@ -1,0 +1,121 @@
+"""Input validation shared by every stage, reference and accelerated alike.
+
+Each checker names the offending argument in its message, converts to the dtype the stage computes in, and
+returns the converted array, so that a stage body can start from clean inputs.  The accelerated side calls the
+same functions so that the same bad input gets the same error on every backend.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+
+def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True):
+    """Convert ``x`` to an ndarray of ``dtype`` and check its rank, last axis and finiteness.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in error messages.
+    x : array_like
+    ndim : int, optional
+        Required number of dimensions.
+    last : int, optional
+        Required length of the last axis.
+    dtype : numpy dtype
+        The dtype to convert to.
+    finite : bool
+        Reject NaN and infinity.
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    if last is not None and (arr.ndim == 0 or arr.shape[-1] != last):
+        raise ValueError(f"{name} must have last axis of length {last}, got shape {arr.shape}")
+    arr = arr.astype(dtype, copy=False)
+    if finite and np.issubdtype(arr.dtype, np.floating) and arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite (no NaN or infinity)")
+    return arr
+
+
+def as_boxes(name, boxes):
+    """``(R, 4)`` float32 boxes ``(x1, y1, x2, y2)``, finite; ``x2 < x1`` is rejected."""
+    boxes = as_array(name, boxes, ndim=2, last=4)
+    if boxes.size and ((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
+        raise ValueError(f"{name} must satisfy x1 <= x2 and y1 <= y2 (half-open boxes)")
+    return boxes
+
+
+def as_rois(name, rois, num_images):
+    """``(R, 5)`` float32 ROIs ``(batch_index, x1, y1, x2, y2)`` with a valid integer batch index."""
+    rois = as_array(name, rois, ndim=2, last=5)
+    if rois.size:
+        b = rois[:, 0]
+        if (b != np.floor(b)).any() or (b < 0).any() or (b >= num_images).any():
+            raise ValueError(f"{name}[:, 0] must hold integer batch indices in [0, {num_images})")
+    return rois
+
+
+def as_scores(name, scores, length):
+    """``(length,)`` float32 scores, finite."""
+    scores = as_array(name, scores, ndim=1)
+    if scores.shape[0] != length:
+        raise ValueError(f"{name} must have shape ({length},) to match the boxes, got {scores.shape}")
+    return scores
+
+
+def as_probability(name, value):
+    """A float threshold in ``[0, 1]``."""
+    return as_float(name, value, low=0.0, high=1.0)
+
+
+def as_float(name, value, *, low=-math.inf, high=math.inf, low_open=False):
+    """A finite real scalar in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    if math.isnan(value) or below or value > high:
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
+    return value
+
+
+def as_int(name, value, *, low=None):
+    """An integer scalar, at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def as_image_shape(name, image_shape):
+    """``(H, W)`` as two positive ints (a longer tuple such as ``(H, W, 3)`` is cut to its first two)."""
+    try:
+        items = tuple(image_shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple (H, W), got {type(image_shape).__name__}") from None
+    if len(items) < 2:
+        raise ValueError(f"{name} must be (H, W), got {image_shape!r}")
+    h, w = (as_int(name, v, low=1) for v in items[:2])
+    return h, w
+
+
+def round_half_away(x):
+    """Round half away from zero, as C's ``round``; never NumPy's round-half-to-even.
+
+    Works on float32 input exactly: the addition of 0.5 happens in float64, where it cannot round.
+
+    >>> round_half_away(np.array([0.5, 1.5, 2.5, -0.5, 0.49999997], np.float32))
+    array([ 1.,  2.,  3., -1.,  0.])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return np.copysign(np.floor(np.abs(x) + 0.5), x)
