@@ -110,7 +110,7 @@ def encode_boxes(src, dst, stds=(1.0, 1.0, 1.0, 1.0)):
     Examples
     --------
     >>> encode_boxes([[0, 0, 10, 10]], [[5, 0, 15, 20]])
-    array([[0.5       , 0.5       , 0.        , 0.69314718]], dtype=float32)
+    array([[0.5      , 0.5      , 0.       , 0.6931472]], dtype=float32)
     """
     src = as_boxes("src", src)
     dst = as_boxes("dst", dst)
