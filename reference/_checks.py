@@ -70,6 +70,14 @@ def as_scores(name, scores, length):
     return scores
 
 
+def as_probabilities(name, x, *, ndim):
+    """A float32 array of probabilities: finite and in ``[0, 1]``."""
+    arr = as_array(name, x, ndim=ndim)
+    if arr.size and ((arr < 0).any() or (arr > 1).any()):
+        raise ValueError(f"{name} must hold probabilities in [0, 1]")
+    return arr
+
+
 def as_probability(name, value):
     """A float threshold in ``[0, 1]``."""
     return as_float(name, value, low=0.0, high=1.0)
@@ -80,8 +88,10 @@ def as_float(name, value, *, low=-math.inf, high=math.inf, low_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
     below = value <= low if low_open else value < low
-    if math.isnan(value) or below or value > high:
+    if below or value > high:
         bracket = "(" if low_open else "["
         raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
     return value

@@ -161,12 +161,13 @@ def decode_boxes(boxes, deltas, stds=(1.0, 1.0, 1.0, 1.0)):
         raise ValueError(f"deltas must have shape ({boxes.shape[0]}, 4) to match boxes, got {deltas.shape}")
     deltas = deltas * _as_stds(stds)
     w, h, cx, cy = _center_size(boxes)
-    pcx = deltas[:, 0] * w + cx
-    pcy = deltas[:, 1] * h + cy
-    pw = np.exp(np.minimum(deltas[:, 2], BBOX_XFORM_CLIP)) * w
-    ph = np.exp(np.minimum(deltas[:, 3], BBOX_XFORM_CLIP)) * h
-    half = np.float32(0.5)
-    out = np.stack([pcx - half * pw, pcy - half * ph, pcx + half * pw, pcy + half * ph], axis=1)
+    with np.errstate(over="ignore"):  # a wild but finite dx may overflow to +-inf; clip_boxes takes it
+        pcx = deltas[:, 0] * w + cx
+        pcy = deltas[:, 1] * h + cy
+        pw = np.exp(np.minimum(deltas[:, 2], BBOX_XFORM_CLIP)) * w
+        ph = np.exp(np.minimum(deltas[:, 3], BBOX_XFORM_CLIP)) * h
+        half = np.float32(0.5)
+        out = np.stack([pcx - half * pw, pcy - half * ph, pcx + half * pw, pcy + half * ph], axis=1)
     return out.astype(np.float32)
 
 
@@ -176,8 +177,8 @@ def clip_boxes(boxes, image_shape):
     Parameters
     ----------
     boxes : (R, 4) float32 array_like
-        May extend outside the image; ``x2 < x1`` is allowed here (a decoded box never has it, but clipping
-        must not fail on it).
+        May extend outside the image, even to infinity (a decoded wild delta); NaN is rejected.  ``x2 < x1`` is
+        allowed here: clipping must not fail on what a decoder produced.
     image_shape : (H, W)
 
     Returns
@@ -189,7 +190,9 @@ def clip_boxes(boxes, image_shape):
     >>> clip_boxes([[-3, 2, 12, 40]], (20, 10))
     array([[ 0.,  2., 10., 20.]], dtype=float32)
     """
-    boxes = as_array("boxes", boxes, ndim=2, last=4)
+    boxes = as_array("boxes", boxes, ndim=2, last=4, finite=False)
+    if np.isnan(boxes).any():
+        raise ValueError("boxes must not contain NaN")
     h, w = as_image_shape("image_shape", image_shape)
     limits = np.array([w, h, w, h], np.float32)
     return np.clip(boxes, np.float32(0), limits).astype(np.float32)

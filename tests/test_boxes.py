@@ -132,3 +132,12 @@ def test_non_numeric_is_type_error():
     """Strings are a TypeError naming the argument."""
     with pytest.raises(TypeError, match="boxes"):
         box_area([["a", "b", "c", "d"]])
+
+
+def test_wild_delta_decodes_to_infinity_and_clips_into_the_image():
+    """A huge but finite dx overflows quietly to infinity and clipping brings it back into the image."""
+    out = decode_boxes([[0, 0, 16, 16]], [[1e38, 0, 0, 0]])
+    assert np.isinf(out[0, 0])
+    np.testing.assert_array_equal(clip_boxes(out, (20, 30)), np.float32([[30, 0, 30, 16]]))
+    with pytest.raises(ValueError, match="boxes must not contain NaN"):
+        clip_boxes([[0, 0, np.nan, 1]], (5, 5))

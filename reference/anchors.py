@@ -1,0 +1,153 @@
+r"""Anchor boxes of the region proposal network.
+
+The base anchors are the classic Faster R-CNN ``generate_anchors``: start from the inclusive box
+``[0, 0, base_size - 1, base_size - 1]``, enumerate aspect ratios at constant area, then enumerate scales at
+constant aspect ratio.  The classic code works on inclusive integer boxes; we compute in that form, in float64 as
+it does, and convert to our half-open boxes at the end by adding 1 to ``x2`` and ``y2`` (``docs/conventions.md``).
+:func:`shift_anchors` then places a copy of every base anchor at every feature-map cell.
+"""
+
+
+import numpy as np
+
+from ._checks import as_array, as_boxes, as_float, as_int, round_half_away
+
+
+def anchor_base(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
+    r"""The ``A = len(ratios) * len(scales)`` anchors centred on one feature-map cell.
+
+    Parameters
+    ----------
+    base_size : positive finite real
+        Side of the square base box, in image pixels (the feature stride, 16 in FCIS).
+    ratios : (n_ratios,) array_like of positive finite reals
+        Aspect ratios ``h / w``.
+    scales : (n_scales,) array_like of positive finite reals
+        Multipliers of the ratio anchors' sides.
+
+    Returns
+    -------
+    anchors : (A, 4) float32 ndarray
+        ``(x1, y1, x2, y2)``, half-open, relative to the cell's top-left corner.  Ratio-major: row
+        ``i * len(scales) + j`` has ratio ``ratios[i]`` and scale ``scales[j]``.
+
+    Raises
+    ------
+    ValueError
+        If ``base_size`` is not positive and finite, ``ratios`` or ``scales`` are empty, not positive or not
+        finite, or a ratio is so extreme that a side of its ratio anchor rounds to 0 pixels.
+
+    Notes
+    -----
+    These are the anchors of the region proposal network of Faster R-CNN (Ren et al. 2015, Sec. 3.1.1), from
+    which FCIS (Li et al. 2017) takes its ROIs; the official FCIS configuration for COCO passes
+    ``scales=(4, 8, 16, 32)`` (``A = 12``).  In inclusive form, with :math:`s = \mathrm{base\_size}` and the centre
+    :math:`c = (s - 1)/2`, ratio :math:`r` and scale :math:`\sigma` give
+
+    .. math::
+
+        w_r = \mathrm{round}\bigl(\sqrt{s^2 / r}\bigr), \quad h_r = \mathrm{round}(w_r\, r), \quad
+        w = \sigma w_r, \quad h = \sigma h_r,
+
+    and the inclusive box :math:`[c - (w - 1)/2,\ c - (h - 1)/2,\ c + (w - 1)/2,\ c + (h - 1)/2]`.  "round" is
+    round half away from zero (the project convention), where the classic code uses NumPy's half-to-even
+    ``np.round``; for the default arguments the two give identical anchors (no value lands on a half with an
+    even integer part: :math:`\sqrt{512} = 22.6 \to 23`, :math:`23 \cdot 0.5 = 11.5 \to 12` either way,
+    :math:`\sqrt{128} = 11.3 \to 11`).  They differ, e.g., for ``anchor_base(5, (4,), (1,))``:
+    :math:`\sqrt{25/4} = 2.5` rounds to 3 here and to 2 in the classic code.  Every half-open anchor is centred
+    at ``(base_size / 2, base_size / 2)``.
+
+    Examples
+    --------
+    >>> # inclusive base [0, 0, 3, 3], centre 1.5; ratio 1 gives w = h = round(sqrt(16)) = 4, scale 2 gives 8:
+    >>> # inclusive [1.5 - 3.5, 1.5 - 3.5, 1.5 + 3.5, 1.5 + 3.5] = [-2, -2, 5, 5], half-open [-2, -2, 6, 6]
+    >>> anchor_base(4, ratios=(1,), scales=(1, 2))
+    array([[ 0.,  0.,  4.,  4.],
+           [-2., -2.,  6.,  6.]], dtype=float32)
+    """
+    size = as_float("base_size", base_size, low=0.0, low_open=True)
+    ratios = _positive_vector("ratios", ratios)
+    scales = _positive_vector("scales", scales)
+
+    # ratio enumeration: constant area size * size, in inclusive form
+    ctr = 0.5 * (size - 1.0)  # inclusive centre of [0, size - 1]
+    ws = round_half_away(np.sqrt(size * size / ratios))  # (n_ratios,)
+    hs = round_half_away(ws * ratios)  # (n_ratios,)
+    if (ws < 1).any() or (hs < 1).any():
+        raise ValueError(
+            f"ratios {ratios.tolist()} are too extreme for base_size {size}: a ratio anchor side rounds to 0"
+        )
+
+    # scale enumeration, ratio-major: all scales of ratio 0 first
+    w = (ws[:, None] * scales[None, :]).reshape(-1)  # (A,) inclusive widths, row = ratio * n_scales + scale
+    h = (hs[:, None] * scales[None, :]).reshape(-1)  # (A,)
+    inclusive = np.stack(
+        [ctr - 0.5 * (w - 1.0), ctr - 0.5 * (h - 1.0), ctr + 0.5 * (w - 1.0), ctr + 0.5 * (h - 1.0)], axis=1
+    )  # (A, 4) inclusive (x1, y1, x2, y2)
+    return (inclusive + np.array([0.0, 0.0, 1.0, 1.0])).astype(np.float32)  # half-open: x2 + 1, y2 + 1
+
+
+def shift_anchors(base, feature_shape, stride):
+    r"""Copies of the base anchors at every cell of an ``H x W`` feature map.
+
+    Parameters
+    ----------
+    base : (A, 4) float32 array_like
+        Half-open base anchors, e.g. from :func:`anchor_base`.
+    feature_shape : (H, W) of positive ints
+        Height and width of the **feature map**.
+    stride : positive finite real
+        Feature stride in image pixels (``1 / spatial_scale``, 16 in FCIS).
+
+    Returns
+    -------
+    anchors : (H * W * A, 4) float32 ndarray
+        Ordered ``(y, x, anchor)``: row ``(y * W + x) * A + a`` is ``base[a]`` shifted by
+        ``(x * stride, y * stride)``, the order in which RPN outputs are flattened
+        (:func:`reference.proposals.rpn_outputs_to_anchor_order`).
+
+    Notes
+    -----
+    The shifts are computed in float32 as ``arange(W) * stride`` and ``arange(H) * stride`` and added to the
+    base anchors, as in the official ``proposal`` operator of FCIS (Li et al. 2017), whose RPN shares the
+    convolutional feature map with the segmentation head.
+
+    Examples
+    --------
+    >>> shift_anchors([[0, 0, 16, 16]], (2, 2), 16)
+    array([[ 0.,  0., 16., 16.],
+           [16.,  0., 32., 16.],
+           [ 0., 16., 16., 32.],
+           [16., 16., 32., 32.]], dtype=float32)
+    """
+    base = as_boxes("base", base)
+    h, w = _feature_shape("feature_shape", feature_shape)
+    stride = np.float32(as_float("stride", stride, low=0.0, low_open=True))
+
+    shift_x = np.arange(w, dtype=np.float32) * stride  # (W,)
+    shift_y = np.arange(h, dtype=np.float32) * stride  # (H,)
+    sy, sx = np.meshgrid(shift_y, shift_x, indexing="ij")  # (H, W) each
+    shifts = np.stack([sx, sy, sx, sy], axis=-1).reshape(h * w, 1, 4)  # (H*W, 1, 4), row y * W + x
+    anchors = shifts + base[None, :, :]  # (H*W, A, 4)
+    return anchors.reshape(-1, 4).astype(np.float32)  # (H*W*A, 4), row (y * W + x) * A + a
+
+
+def _positive_vector(name, values):
+    """A non-empty 1-d float64 vector of positive finite numbers."""
+    arr = as_array(name, values, ndim=1, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if (arr <= 0).any():
+        raise ValueError(f"{name} must be positive, got {arr.tolist()}")
+    return arr
+
+
+def _feature_shape(name, shape):
+    """``(H, W)`` as two positive ints; exactly two entries."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple (H, W), got {type(shape).__name__}") from None
+    if len(items) != 2:
+        raise ValueError(f"{name} must be (H, W), got {shape!r}")
+    return tuple(as_int(name, v, low=1) for v in items)
