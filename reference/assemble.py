@@ -1,0 +1,275 @@
+r"""Position-sensitive assembling: the official PSROIPooling, on half-open boxes.
+
+Bin ``(ph, pw)`` of an ROI's ``P x P`` output reads the score map of its part cell ``(gh, gw)`` of the ``k x k``
+grid and averages it over the bin's pixels.  The ``*_loop`` functions are the template of the GPU kernels: one
+output element per iteration, with the kernel's variable names.  The vectorized functions are what the pipeline
+calls; the tests hold the two together.  The bin geometry (:func:`_roi_bins`) is written once and used by all four.
+"""
+
+import numpy as np
+
+from ._checks import as_array, as_float, as_int, as_rois, round_half_away
+
+#: Official PSROIPooling: a zero-size ROI still spans 0.1 feature cells.
+MIN_ROI_SIZE = np.float32(0.1)
+#: Largest ``|round(x) * spatial_scale|`` accepted, so that float32 bin edges never overflow.
+MAX_SCALED_COORD = 1e30
+
+
+def _roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
+    """Feature rows ``[hstart, hend)`` and columns ``[wstart, wend)`` of the bins of ROIs.
+
+    The coordinates are float32 scalars (one ROI) or ``(R,)`` arrays; each returned int64 array has shape
+    ``(P,)``, or ``(R, P)``.  Every step is one float32 operation in the kernel's order; the product
+    ``pw * bin_size_w`` is rounded before ``roi_start_w`` is added (no fused multiply-add).  Edges are clipped to
+    the map in float before the cast to int, so a huge ROI never overflows an int.
+    """
+    s = np.float32(spatial_scale)
+    roi_start_w = round_half_away(x1).astype(np.float32) * s
+    roi_start_h = round_half_away(y1).astype(np.float32) * s
+    roi_end_w = round_half_away(x2).astype(np.float32) * s
+    roi_end_h = round_half_away(y2).astype(np.float32) * s
+    roi_width = np.maximum(roi_end_w - roi_start_w, MIN_ROI_SIZE)
+    roi_height = np.maximum(roi_end_h - roi_start_h, MIN_ROI_SIZE)
+    bin_size_w = (roi_width / np.float32(output_size))[..., None]  # (..., 1), broadcast against the bins
+    bin_size_h = (roi_height / np.float32(output_size))[..., None]
+    p = np.arange(output_size, dtype=np.float32)  # (P,): pw along w, ph along h
+    wstart = np.floor(p * bin_size_w + roi_start_w[..., None])
+    wend = np.ceil((p + 1) * bin_size_w + roi_start_w[..., None])
+    hstart = np.floor(p * bin_size_h + roi_start_h[..., None])
+    hend = np.ceil((p + 1) * bin_size_h + roi_start_h[..., None])
+    hstart, hend = (np.clip(e, 0, height).astype(np.int64) for e in (hstart, hend))
+    wstart, wend = (np.clip(e, 0, width).astype(np.int64) for e in (wstart, wend))
+    return hstart, hend, wstart, wend
+
+
+def _check_params(rois, num_images, group_size, output_size, spatial_scale):
+    """Validated ``(rois, k, P, s)``; ``s`` is float32."""
+    rois = as_rois("rois", rois, num_images)
+    k = as_int("group_size", group_size, low=1)
+    P = as_int("output_size", output_size, low=1)
+    s = as_float("spatial_scale", spatial_scale, low=0.0, low_open=True, high=float(np.finfo(np.float32).max))
+    if rois.size:
+        if (rois[:, 3] < rois[:, 1]).any() or (rois[:, 4] < rois[:, 2]).any():
+            raise ValueError("rois must satisfy x1 <= x2 and y1 <= y2 (half-open boxes)")
+        if (np.abs(round_half_away(rois[:, 1:])) * s > MAX_SCALED_COORD).any():
+            raise ValueError(f"rois coordinates times spatial_scale must be at most {MAX_SCALED_COORD:g} in magnitude")
+    return rois, k, P, np.float32(s)
+
+
+def _check_channels(name, channels, k):
+    if channels % (k * k):
+        raise ValueError(f"{name} must have a channel count divisible by k*k = {k * k} (group_size**2), got {channels}")
+    return channels // (k * k)
+
+
+def _check_backward(grad, rois, input_shape, group_size, output_size, spatial_scale):
+    """Validated ``(grad, rois, input_shape, k, P, s)`` for the backward passes."""
+    try:
+        items = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple (N, C_out*k*k, H, W), got {type(input_shape).__name__}") from None
+    if len(items) != 4:
+        raise ValueError(f"input_shape must be 4 ints (N, C_out*k*k, H, W), got {input_shape!r}")
+    input_shape = tuple(as_int("input_shape", v, low=0) for v in items)
+    rois, k, P, s = _check_params(rois, input_shape[0], group_size, output_size, spatial_scale)
+    c_out = _check_channels("input_shape", input_shape[1], k)
+    grad = as_array("grad", grad, ndim=4)
+    if grad.shape != (rois.shape[0], c_out, P, P):
+        raise ValueError(f"grad must have shape (R, C_out, P, P) = {(rois.shape[0], c_out, P, P)}, got {grad.shape}")
+    return grad, rois, input_shape, k, P, s
+
+
+def ps_assemble_loop(score_maps, rois, *, group_size, output_size, spatial_scale):
+    r"""Position-sensitive assembling, one output element at a time (the GPU kernel's template).
+
+    Parameters
+    ----------
+    score_maps : (N, C_out*k*k, H, W) float32 array_like
+        Position-sensitive score maps; channel ``(c_out*k + gh)*k + gw``.
+    rois : (R, 5) float32 array_like
+        ``(batch_index, x1, y1, x2, y2)``, half-open, input-image pixels.
+    group_size : int
+        ``k``, the part grid is ``k x k``.
+    output_size : int
+        ``P``, the assembled maps are ``P x P``.
+    spatial_scale : float > 0
+        ``s``, feature cells per image pixel (1 / stride).
+
+    Returns
+    -------
+    assembled : (R, C_out, P, P) float32 ndarray
+        Mean of each bin's pixels in its part cell's channel; 0 for an empty bin.
+
+    Notes
+    -----
+    FCIS Sec. 3 assembles the inside/outside maps with the position-sensitive ROI pooling of R-FCN (Dai et al.,
+    NIPS 2016); the geometry is written out in ``docs/conventions.md``.  In float32,
+
+    .. math:: \mathrm{out}[n, c, p_h, p_w] = \frac{1}{|B|}\sum_{(h, w) \in B} x[b_n, (c k + g_h) k + g_w, h, w],
+              \quad g_w = \lfloor p_w k / P \rfloor,
+
+    the sum running row-major through the bin ``B``, in float32, divided by the float32 bin area.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)  # x[h, w] = 4h + w
+    >>> ps_assemble_loop(x, [[0, 0, 0, 4, 4]], group_size=1, output_size=2, spatial_scale=1.0)
+    array([[[[ 2.5,  4.5],
+             [10.5, 12.5]]]], dtype=float32)
+    """
+    bottom_data = as_array("score_maps", score_maps, ndim=4)
+    num, channels, height, width = bottom_data.shape
+    rois, k, P, s = _check_params(rois, num, group_size, output_size, spatial_scale)
+    output_dim = _check_channels("score_maps", channels, k)
+    top_data = np.zeros((rois.shape[0], output_dim, P, P), np.float32)
+    for n in range(rois.shape[0]):
+        roi_batch_ind = int(rois[n, 0])
+        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, 1:], height, width, P, s)  # (P,) each
+        for c_out in range(output_dim):
+            for ph in range(P):
+                for pw in range(P):
+                    hstart, hend, wstart, wend = hstarts[ph], hends[ph], wstarts[pw], wends[pw]
+                    is_empty = hend <= hstart or wend <= wstart
+                    gw = (pw * k) // P
+                    gh = (ph * k) // P
+                    c = (c_out * k + gh) * k + gw
+                    out_sum = np.float32(0)
+                    for h in range(hstart, hend):
+                        for w in range(wstart, wend):
+                            out_sum += bottom_data[roi_batch_ind, c, h, w]
+                    bin_area = np.float32((hend - hstart) * (wend - wstart))
+                    top_data[n, c_out, ph, pw] = 0 if is_empty else out_sum / bin_area
+    return top_data
+
+
+def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
+    r"""Position-sensitive assembling, vectorized; the same result as :func:`ps_assemble_loop`.
+
+    Parameters and Returns are those of :func:`ps_assemble_loop`.
+
+    Notes
+    -----
+    Bin sums come from a float64 summed-area table of each channel, gathered for all ROIs at once; the mean is
+    taken in float64 and rounded once to float32.  The loop sums in float32 instead, so the two agree to about
+    ``bin_area * 2**-24`` times the mean absolute value of the bin (the tests write the bound out).
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)  # x[h, w] = 4h + w
+    >>> # bins of a 3 x 3 ROI overlap: [0, ceil(1.5)) and [floor(1.5), 3); top-left mean (0 + 1 + 4 + 5) / 4
+    >>> ps_assemble(x, [[0, 0, 0, 3, 3]], group_size=1, output_size=2, spatial_scale=1.0)
+    array([[[[2.5, 3.5],
+             [6.5, 7.5]]]], dtype=float32)
+    """
+    x = as_array("score_maps", score_maps, ndim=4)
+    N, CKK, H, W = x.shape
+    rois, k, P, s = _check_params(rois, N, group_size, output_size, spatial_scale)
+    C_out = _check_channels("score_maps", CKK, k)
+    hstart, hend, wstart, wend = _roi_bins(*rois[:, 1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
+    sat = np.zeros((N, CKK, H + 1, W + 1), np.float64)  # sat[..., h, w] = sum of x[..., :h, :w]
+    sat[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
+    b = rois[:, 0].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
+    c = _channels(C_out, k, P)  # (C_out, P, P)
+    hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
+    ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
+    total = sat[b, c, he, we] - sat[b, c, hs, we] - sat[b, c, he, ws] + sat[b, c, hs, ws]  # (R, C_out, P, P)
+    area = (he - hs) * (we - ws)  # (R, 1, P, P), never negative: clipping keeps start <= end
+    return np.where(area > 0, total / np.maximum(area, 1), 0.0).astype(np.float32)
+
+
+def _channels(C_out, k, P):
+    """``(C_out, P, P)`` channel read by each output element: ``(c_out*k + gh)*k + gw``."""
+    part = (np.arange(P) * k) // P  # (P,): gh along ph, gw along pw
+    return (np.arange(C_out)[:, None, None] * k + part[:, None]) * k + part
+
+
+def ps_assemble_backward_loop(grad, rois, input_shape, *, group_size, output_size, spatial_scale):
+    r"""Adjoint of :func:`ps_assemble_loop`, one output element at a time (the atomic-add kernel's template).
+
+    Parameters
+    ----------
+    grad : (R, C_out, P, P) float32 array_like
+        Gradient with respect to the assembled maps.
+    rois : (R, 5) float32 array_like
+        As in :func:`ps_assemble_loop`.
+    input_shape : 4 ints
+        ``(N, C_out*k*k, H, W)``, the shape of the score maps.
+    group_size, output_size, spatial_scale
+        As in :func:`ps_assemble_loop`.
+
+    Returns
+    -------
+    grad_score_maps : (N, C_out*k*k, H, W) float32 ndarray
+        Each bin's gradient divided by its float32 area and added, in float32, to every pixel of the bin;
+        nothing for an empty bin.
+
+    Examples
+    --------
+    >>> ps_assemble_backward_loop([[[[4.0]]]], [[0, 0, 0, 2, 2]], (1, 1, 2, 2), group_size=1, output_size=1,
+    ...                           spatial_scale=1.0)
+    array([[[[1., 1.],
+             [1., 1.]]]], dtype=float32)
+    """
+    top_diff, rois, input_shape, k, P, s = _check_backward(grad, rois, input_shape, group_size, output_size,
+                                                           spatial_scale)
+    num, channels, height, width = input_shape
+    bottom_diff = np.zeros(input_shape, np.float32)
+    for n in range(rois.shape[0]):
+        roi_batch_ind = int(rois[n, 0])
+        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, 1:], height, width, P, s)  # (P,) each
+        for c_out in range(top_diff.shape[1]):
+            for ph in range(P):
+                for pw in range(P):
+                    hstart, hend, wstart, wend = hstarts[ph], hends[ph], wstarts[pw], wends[pw]
+                    if hend <= hstart or wend <= wstart:
+                        continue
+                    gw = (pw * k) // P
+                    gh = (ph * k) // P
+                    c = (c_out * k + gh) * k + gw
+                    bin_area = np.float32((hend - hstart) * (wend - wstart))
+                    diff_val = top_diff[n, c_out, ph, pw] / bin_area
+                    for h in range(hstart, hend):
+                        for w in range(wstart, wend):
+                            bottom_diff[roi_batch_ind, c, h, w] += diff_val  # atomicAdd on the GPU
+    return bottom_diff
+
+
+def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, spatial_scale):
+    r"""Adjoint of :func:`ps_assemble`, vectorized; the same result as :func:`ps_assemble_backward_loop`.
+
+    Parameters and Returns are those of :func:`ps_assemble_backward_loop`.
+
+    Notes
+    -----
+    Each bin adds ``grad / area`` to a rectangle: it is written as four corners of a float64 2-D difference array
+    (``+v`` at ``(hstart, wstart)`` and ``(hend, wend)``, ``-v`` at the other two), summed per corner with
+    ``np.bincount``; two cumulative sums turn the corners into rectangles, and the result is rounded once to float32.
+
+    Examples
+    --------
+    >>> # bins [0, 2) and [1, 3) of a 3 x 3 ROI overlap, so pixel (1, 1) gets a quarter of all four bins
+    >>> ps_assemble_backward(np.full((1, 1, 2, 2), 4.0), [[0, 0, 0, 3, 3]], (1, 1, 3, 3), group_size=1,
+    ...                      output_size=2, spatial_scale=1.0)
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]], dtype=float32)
+    """
+    grad, rois, (N, CKK, H, W), k, P, s = _check_backward(grad, rois, input_shape, group_size, output_size,
+                                                           spatial_scale)
+    C_out = grad.shape[1]
+    hstart, hend, wstart, wend = _roi_bins(*rois[:, 1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
+    b = rois[:, 0].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
+    bc = b * CKK + _channels(C_out, k, P)  # (R, C_out, P, P): flat (image, channel) of each bin
+    hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
+    ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
+    area = (he - hs) * (we - ws)  # (R, 1, P, P)
+    v = np.where(area > 0, grad / np.maximum(area, 1), 0.0)  # (R, C_out, P, P) float64
+
+    def corner(h, w):  # flat index into the (N, CKK, H + 1, W + 1) difference array
+        return np.broadcast_to((bc * (H + 1) + h) * (W + 1) + w, v.shape).ravel()
+
+    index = np.concatenate([corner(hs, ws), corner(hs, we), corner(he, ws), corner(he, we)])
+    weight = np.concatenate([v.ravel(), -v.ravel(), -v.ravel(), v.ravel()])
+    diff = np.bincount(index, weight, minlength=N * CKK * (H + 1) * (W + 1)).reshape(N, CKK, H + 1, W + 1)
+    return diff.cumsum(axis=2).cumsum(axis=3)[:, :, :H, :W].astype(np.float32)
