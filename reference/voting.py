@@ -1,0 +1,227 @@
+r"""Mask voting: the last FCIS inference step, from per-ROI class masks to image-sized instance masks.
+
+Li et al., CVPR 2017, Sec. 3 (inference), following MNC's "mask voting": after per-class NMS, each surviving ROI
+collects every ROI whose box overlaps it (IoU at least 0.5), averages their foreground masks of the detection's
+class pixel by pixel, weighted by their classification probabilities, and binarizes the average.
+
+Two departures of the official MXNet code are **not** followed here (see ``docs/conventions.md``): it binarizes each
+pasted voter mask before averaging, and each voter gives the mask of its own argmax class.  This reference follows
+the paper: voters give mask *probabilities* of the *detection's* class.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import as_array, as_image_shape, as_int, as_probability
+from .boxes import _iou
+from .nms import nms
+from .paste import _as_mask_probs, _as_paste_boxes, _paste_region
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Final detections of one image, ordered by descending score.
+
+    Attributes
+    ----------
+    boxes : (D, 4) float32 ndarray
+        Tight half-open box of each mask, ``(x1, y1, x2, y2)``.
+    scores : (D,) float32 ndarray
+        Class probability of the detecting ROI.
+    labels : (D,) int64 ndarray
+        Class in ``1 .. C-1`` (never background).
+    masks : (D, H, W) bool ndarray
+        Voted, binarized instance masks; never empty.
+    rois : (D,) int64 ndarray
+        Index of the detecting ROI in the ``boxes`` given to :func:`mask_voting` (its score is
+        ``cls_probs[rois, labels]``).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    rois: np.ndarray
+
+    def __len__(self):
+        return self.boxes.shape[0]
+
+
+def mask_voting(
+    boxes,
+    cls_masks,
+    cls_probs,
+    image_shape,
+    *,
+    nms_threshold=0.3,
+    vote_threshold=0.5,
+    binary_threshold=0.4,
+    max_detections=100,
+    score_threshold=1e-3,
+):
+    r"""Per-class NMS, then one voted, binarized mask per surviving (ROI, class).
+
+    Parameters
+    ----------
+    boxes : (R, 4) float32 array_like
+        ``(x1, y1, x2, y2)``, half-open, image pixels: the boxes the masks were assembled in.
+    cls_masks : (R, C, P, P) float32 array_like
+        Foreground mask probabilities per ROI and class (class 0, background, is never used).
+    cls_probs : (R, C) float32 array_like
+        Class probabilities in ``[0, 1]``.
+    image_shape : (H, W)
+    nms_threshold : float in [0, 1]
+        Per-class NMS suppresses IoU **greater** than this (:func:`reference.nms.nms`).
+    vote_threshold : float in [0, 1]
+        ROI ``j`` votes for detection ``r`` when ``IoU(boxes[j], boxes[r]) >= vote_threshold``.
+    binary_threshold : float in [0, 1]
+        A voted pixel is in the mask when its weighted average is ``>=`` this.
+    max_detections : int >= 1
+        Kept per class after NMS, and over all classes (ties at the last place are all kept).
+    score_threshold : float in [0, 1]
+        Candidates with a lower probability are dropped.
+
+    Returns
+    -------
+    Detections
+        Ordered by descending score; ties by class, then ROI index.
+
+    Notes
+    -----
+    Mask voting as in Li et al., CVPR 2017, Sec. 3 (inference), after MNC: masks of the ROIs overlapping a
+    detection are averaged per pixel, weighted by their classification probabilities, then binarized.  The official
+    MXNet code binarizes each pasted voter mask before averaging and lets each voter give the mask of its own argmax
+    class; we follow the paper and average probabilities of the detection's class.  Step by step:
+
+    1. For each foreground class ``c = 1 .. C-1``: ``nms(boxes, cls_probs[:, c], nms_threshold)``, first
+       ``max_detections`` kept.  With ``t`` the ``max_detections``-th highest score over all classes' kept
+       candidates ``(r, c)`` (``-inf`` when there are fewer), keep those with
+       ``cls_probs[r, c] >= max(t, score_threshold)``: every candidate tied with ``t`` is kept, so more than
+       ``max_detections`` may come out.  Ties *within* a class are cut by the per-class limit in NMS order
+       (lower ROI index first).  ROIs below ``score_threshold`` are left out before NMS; this gives the same
+       result, since they can only suppress boxes that score no higher.
+    2. Voters of ``(r, c)``: every ROI ``j`` (any class) with ``IoU(boxes[j], boxes[r]) >= vote_threshold``, and
+       ``r`` itself even when its box has zero area.  In float32, over voters by ascending ``j``,
+
+       .. math:: M = \frac{\sum_j p_{j,c}\, \mathrm{paste}(m_{j,c}, b_j)}{\sum_j p_{j,c}}
+
+       (numerator and denominator each summed in that order, then one division), and the mask is
+       ``M >= float32(binary_threshold)`` (with ``binary_threshold = 0`` that is every pixel of the image).  A
+       zero denominator or an empty mask drops the detection.
+    3. The output box is the mask's tight half-open box; the score is ``cls_probs[r, c]``, the label ``c``, the
+       ROI index ``r``.
+
+    The pastes are accumulated in a window, the union of the voters' in-image regions, and each ``(j, c)`` paste
+    is computed once and shared by every detection it votes for.  Pixels outside every voter average to 0.
+
+    Examples
+    --------
+    >>> # one ROI, constant mask 0.5 of class 1 in box [1, 1, 3, 2): 0.5 >= 0.4 everywhere in the box
+    >>> det = mask_voting([[1, 1, 3, 2]], np.full((1, 2, 2, 2), 0.5), [[0.2, 0.8]], (3, 4))
+    >>> len(det), det.rois, det.labels, det.scores, det.boxes
+    (1, array([0]), array([1]), array([0.8], dtype=float32), array([[1., 1., 3., 2.]], dtype=float32))
+    >>> det.masks[0].astype(int)
+    array([[0, 0, 0, 0],
+           [0, 1, 1, 0],
+           [0, 0, 0, 0]])
+    """
+    boxes = _as_paste_boxes("boxes", boxes)
+    num_rois = boxes.shape[0]
+    cls_masks = _as_mask_probs("cls_masks", cls_masks, ndim=4)
+    if cls_masks.shape[0] != num_rois or cls_masks.shape[1] < 1:
+        expected = f"({num_rois}, C >= 1, P, P)"
+        raise ValueError(f"cls_masks must have shape {expected} to match boxes, got {cls_masks.shape}")
+    num_classes = cls_masks.shape[1]
+    cls_probs = as_array("cls_probs", cls_probs, ndim=2)
+    if cls_probs.shape != (num_rois, num_classes):
+        expected = f"({num_rois}, {num_classes})"
+        raise ValueError(f"cls_probs must have shape {expected} to match cls_masks, got {cls_probs.shape}")
+    if cls_probs.size and ((cls_probs < 0).any() or (cls_probs > 1).any()):
+        raise ValueError("cls_probs must hold probabilities in [0, 1]")
+    height, width = as_image_shape("image_shape", image_shape)
+    nms_threshold = as_probability("nms_threshold", nms_threshold)
+    vote_threshold = np.float32(as_probability("vote_threshold", vote_threshold))
+    binary_threshold = np.float32(as_probability("binary_threshold", binary_threshold))
+    max_detections = as_int("max_detections", max_detections, low=1)
+    score_threshold = np.float32(as_probability("score_threshold", score_threshold))
+
+    rois, labels = _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold)
+    pastes = {}  # (j, c) -> (y0, x0, values): each voter pasted once
+    out_boxes, out_masks, kept = [], [], []
+    for i, (r, c) in enumerate(zip(rois, labels)):
+        voters = np.flatnonzero(_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
+        if r not in voters:  # a zero-area box has IoU 0 with itself, yet always votes for itself
+            voters = np.union1d(voters, [r])
+        for j in voters:
+            if (j, c) not in pastes:
+                pastes[j, c] = _paste_region(cls_masks[j, c], boxes[j], height, width)
+        mask = _vote(voters, [pastes[j, c] for j in voters], cls_probs[:, c], binary_threshold, height, width)
+        if mask is None:
+            continue
+        out_masks.append(mask)
+        out_boxes.append(_tight_box(mask))
+        kept.append(i)
+
+    kept = np.array(kept, np.int64)
+    return Detections(
+        boxes=np.array(out_boxes, np.float32).reshape(-1, 4),
+        scores=cls_probs[rois[kept], labels[kept]].astype(np.float32),
+        labels=labels[kept],
+        masks=np.array(out_masks, bool).reshape(-1, height, width),
+        rois=rois[kept],
+    )
+
+
+def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold):
+    """``(rois, labels)`` int64 of the kept candidates, by descending score, then class, then ROI index."""
+    rois, labels = [], []
+    for c in range(1, cls_probs.shape[1]):
+        live = np.flatnonzero(cls_probs[:, c] >= score_threshold)  # ascending, so NMS ties break the same way
+        keep = live[nms(boxes[live], cls_probs[live, c], nms_threshold)][:max_detections]
+        rois.append(keep)
+        labels.append(np.full(keep.shape[0], c, np.int64))
+    rois = np.concatenate(rois, dtype=np.int64) if rois else np.zeros(0, np.int64)
+    labels = np.concatenate(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
+    scores = cls_probs[rois, labels]  # (K,) float32
+    order = np.lexsort((rois, labels, -scores))  # last key first: score descending, then class, then ROI
+    rois, labels, scores = rois[order], labels[order], scores[order]
+    if scores.shape[0] >= max_detections:
+        rank_t = scores[max_detections - 1]  # the max_detections-th highest score; ties with it are kept
+        keep = scores >= rank_t
+        rois, labels = rois[keep], labels[keep]
+    return rois, labels
+
+
+def _vote(voters, regions, probs, binary_threshold, height, width):
+    """Weighted average of the voters' pasted regions in their union window, binarized into an (H, W) mask.
+
+    ``regions`` holds ``(y0, x0, values)`` per voter; ``probs`` is ``cls_probs[:, c]``.  Returns None when the
+    weights sum to 0 or the mask is empty.
+    """
+    total = np.float32(0)
+    for j in voters:
+        total = total + probs[j]  # float32, ascending j
+    if not total > 0:
+        return None
+    mask = np.full((height, width), binary_threshold <= 0)  # where no voter reaches, the average is 0
+    nonempty = [(y0, x0, v) for y0, x0, v in regions if v.size]
+    if nonempty:
+        top = min(y0 for y0, _, _ in nonempty)
+        left = min(x0 for _, x0, _ in nonempty)
+        bottom = max(y0 + v.shape[0] for y0, _, v in nonempty)
+        right = max(x0 + v.shape[1] for _, x0, v in nonempty)
+        # the window: image rows [top, bottom), columns [left, right)
+        acc = np.zeros((bottom - top, right - left), np.float32)
+        for j, (y0, x0, v) in zip(voters, regions):
+            if v.size:
+                acc[y0 - top : y0 - top + v.shape[0], x0 - left : x0 - left + v.shape[1]] += probs[j] * v
+        mask[top:bottom, left:right] = acc / total >= binary_threshold
+    return mask if mask.any() else None
+
+
+def _tight_box(mask):
+    """Half-open ``(min column, min row, max column + 1, max row + 1)`` of a non-empty (H, W) bool mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
