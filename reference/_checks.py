@@ -107,16 +107,24 @@ def as_int(name, value, *, low=None):
     return value
 
 
+def as_shape(name, shape, *, length, low=1, form="(H, W)"):
+    """A shape tuple of exactly ``length`` ints, each at least ``low``; ``form`` describes it in errors."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple {form}, got {type(shape).__name__}") from None
+    if len(items) != length:
+        raise ValueError(f"{name} must be {length} ints {form}, got {shape!r}")
+    return tuple(as_int(name, v, low=low) for v in items)
+
+
 def as_image_shape(name, image_shape):
     """``(H, W)`` as two positive ints (a longer tuple such as ``(H, W, 3)`` is cut to its first two)."""
     try:
         items = tuple(image_shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple (H, W), got {type(image_shape).__name__}") from None
-    if len(items) < 2:
-        raise ValueError(f"{name} must be (H, W), got {image_shape!r}")
-    h, w = (as_int(name, v, low=1) for v in items[:2])
-    return h, w
+    return as_shape(name, items[:2], length=2)
 
 
 def round_half_away(x):

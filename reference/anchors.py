@@ -10,7 +10,7 @@ it does, and convert to our half-open boxes at the end by adding 1 to ``x2`` and
 
 import numpy as np
 
-from ._checks import as_array, as_boxes, as_float, as_int, round_half_away
+from ._checks import as_array, as_boxes, as_float, as_shape, round_half_away
 
 
 def anchor_base(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
@@ -121,7 +121,7 @@ def shift_anchors(base, feature_shape, stride):
            [16., 16., 32., 32.]], dtype=float32)
     """
     base = as_boxes("base", base)
-    h, w = _feature_shape("feature_shape", feature_shape)
+    h, w = as_shape("feature_shape", feature_shape, length=2)
     stride = np.float32(as_float("stride", stride, low=0.0, low_open=True))
 
     shift_x = np.arange(w, dtype=np.float32) * stride  # (W,)
@@ -140,14 +140,3 @@ def _positive_vector(name, values):
     if (arr <= 0).any():
         raise ValueError(f"{name} must be positive, got {arr.tolist()}")
     return arr
-
-
-def _feature_shape(name, shape):
-    """``(H, W)`` as two positive ints; exactly two entries."""
-    try:
-        items = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a tuple (H, W), got {type(shape).__name__}") from None
-    if len(items) != 2:
-        raise ValueError(f"{name} must be (H, W), got {shape!r}")
-    return tuple(as_int(name, v, low=1) for v in items)

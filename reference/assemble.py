@@ -8,7 +8,7 @@ calls; the tests hold the two together.  The bin geometry (:func:`_roi_bins`) is
 
 import numpy as np
 
-from ._checks import as_array, as_float, as_int, as_rois, round_half_away
+from ._checks import as_array, as_float, as_int, as_rois, as_shape, round_half_away
 
 #: Official PSROIPooling: a zero-size ROI still spans 0.1 feature cells.
 MIN_ROI_SIZE = np.float32(0.1)
@@ -65,13 +65,7 @@ def _check_channels(name, channels, k):
 
 def _check_backward(grad, rois, input_shape, group_size, output_size, spatial_scale):
     """Validated ``(grad, rois, input_shape, k, P, s)`` for the backward passes."""
-    try:
-        items = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be a tuple (N, C_out*k*k, H, W), got {type(input_shape).__name__}") from None
-    if len(items) != 4:
-        raise ValueError(f"input_shape must be 4 ints (N, C_out*k*k, H, W), got {input_shape!r}")
-    input_shape = tuple(as_int("input_shape", v, low=0) for v in items)
+    input_shape = as_shape("input_shape", input_shape, length=4, low=0, form="(N, C_out*k*k, H, W)")
     rois, k, P, s = _check_params(rois, input_shape[0], group_size, output_size, spatial_scale)
     c_out = _check_channels("input_shape", input_shape[1], k)
     grad = as_array("grad", grad, ndim=4)
