@@ -1,0 +1,235 @@
+"""Synthetic scenes: determinism, mask and box invariants, analytic shapes, colours and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.shapes import CLASS_NAMES, Scene, _draw_objects, _rasterise, make_scene, tight_boxes
+
+#: Small scenes keep every property test fast; objects still span several pixels and overlap often.
+SMALL = dict(image_shape=(48, 64), size_range=(10, 40), max_objects=6, min_visible_area=16)
+seeds = st.integers(0, 2**32 - 1)
+
+
+def reference_tight_box(mask):
+    """Tight half-open box of one non-empty mask, from the row and column indices of its pixels."""
+    ys, xs = np.nonzero(mask)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_same_seed_same_scene():
+    """A scene is a pure function of its seed."""
+    a, b = make_scene(3), make_scene(3)
+    for name in ("image", "masks", "full_masks", "labels", "boxes"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_different_seeds_differ():
+    """Different seeds give different images."""
+    assert not np.array_equal(make_scene(1).image, make_scene(2).image)
+
+
+def test_seed_sequence_children_are_independent_scenes():
+    """A SeedSequence works as a seed, so a data set can spawn one child per scene."""
+    children = np.random.SeedSequence(7).spawn(2)
+    again = np.random.SeedSequence(7).spawn(2)
+    np.testing.assert_array_equal(make_scene(children[0]).image, make_scene(again[0]).image)
+    assert not np.array_equal(make_scene(children[0]).image, make_scene(children[1]).image)
+
+
+def test_default_scene_shapes_and_dtypes():
+    """The default scene is 240 x 320 RGB uint8 with 1..6 instances and consistent array shapes."""
+    s = make_scene(0)
+    n = s.labels.shape[0]
+    assert 1 <= n <= 6
+    assert s.image.shape == (240, 320, 3) and s.image.dtype == np.uint8
+    assert s.masks.shape == s.full_masks.shape == (n, 240, 320)
+    assert s.masks.dtype == s.full_masks.dtype == np.bool_
+    assert s.labels.dtype == np.int64
+    assert s.boxes.shape == (n, 4) and s.boxes.dtype == np.float32
+    assert s.visible_fraction.shape == (n,) and s.visible_fraction.dtype == np.float32
+
+
+@given(seeds)
+def test_scene_invariants(seed):
+    """Tight boxes, visible subset of full, visible masks disjoint, labels in 1..4, area >= min_visible_area."""
+    s = make_scene(seed, **SMALL)
+    n = s.labels.shape[0]
+    assert n <= SMALL["max_objects"]
+    assert ((s.labels >= 1) & (s.labels < len(CLASS_NAMES))).all()
+    assert not (s.masks & ~s.full_masks).any()
+    assert (s.masks.sum(axis=0) <= 1).all()  # no pixel is visible in two instances
+    assert (s.masks.sum(axis=(1, 2)) >= SMALL["min_visible_area"]).all()
+    for i in range(n):
+        np.testing.assert_array_equal(s.boxes[i], reference_tight_box(s.masks[i]))
+        # a later kept instance hides its pixels: they are not visible in instance i
+        later = s.full_masks[i + 1 :].any(axis=0)
+        assert not (s.masks[i] & later).any()
+    frac = s.visible_fraction
+    assert ((frac > 0) & (frac <= 1)).all()
+
+
+@given(seeds)
+def test_objects_are_flat_and_stand_out(seed):
+    """Each instance shows one flat colour, at RGB distance >= 60 from the background just around it."""
+    s = make_scene(seed, **SMALL)
+    any_full = s.full_masks.any(axis=0)
+    for i in range(s.labels.shape[0]):
+        colours = s.image[s.masks[i]].astype(float)  # (visible area, 3)
+        np.testing.assert_array_equal(colours, np.broadcast_to(colours[0], colours.shape))
+        ring = _dilate(s.full_masks[i], 2) & ~any_full  # background pixels within 2 px of the object
+        if ring.any():
+            background = np.median(s.image[ring].astype(float), axis=0)
+            assert np.linalg.norm(colours[0] - background) >= 60
+
+
+@given(seeds)
+def test_hidden_pixels_show_another_colour(seed):
+    """Pixels of a full mask that are not visible were painted over by something of another colour."""
+    s = make_scene(seed, **SMALL)
+    for i in range(s.labels.shape[0]):
+        colour = s.image[s.masks[i]][0]
+        hidden = s.full_masks[i] & ~s.masks[i]
+        assert (s.image[hidden] != colour).any(axis=1).all()
+
+
+@given(seeds, st.integers(0, 5), st.integers(0, 5))
+def test_object_count_before_dropping(seed, a, b):
+    """The number of objects drawn, before dropping, is in [min_objects, max_objects]."""
+    lo, hi = min(a, b), max(a, b)
+    objects = _draw_objects(np.random.default_rng(seed), 48, 64, lo, hi, 10.0, 40.0)
+    assert lo <= len(objects) <= hi
+
+
+def test_count_may_drop_below_min_objects():
+    """Dropping happens after the count is drawn: a large min_visible_area can leave fewer than min_objects."""
+    s = make_scene(0, image_shape=(48, 64), min_objects=3, max_objects=3, size_range=(10, 12),
+                   min_visible_area=10_000)  # no object of diameter <= 12 has 10,000 pixels
+    assert s.labels.shape == (0,) and s.masks.shape == (0, 48, 64) and s.boxes.shape == (0, 4)
+
+
+def test_empty_scene():
+    """With no objects the image is pure background and every instance array is empty."""
+    s = make_scene(5, image_shape=(20, 30), min_objects=0, max_objects=0)
+    assert s.image.shape == (20, 30, 3)
+    assert s.masks.shape == s.full_masks.shape == (0, 20, 30)
+    assert s.boxes.shape == (0, 4) and s.labels.shape == (0,) and s.visible_fraction.shape == (0,)
+
+
+def test_small_circle_pixel_centres():
+    """A circle of diameter 4 centred on a pixel corner covers the 4 x 4 block minus its corners."""
+    # centres at offsets +-0.5, +-1.5; radius^2 = 4: corners 1.5^2 + 1.5^2 = 4.5 > 4 out, 1.5^2 + 0.5^2 = 2.5 in
+    m = _rasterise(dict(label=1, size=4.0, cx=2.0, cy=2.0, angle=0.0), 5, 5)
+    expected = np.zeros((5, 5), bool)
+    expected[:4, :4] = True
+    expected[[0, 0, 3, 3], [0, 3, 0, 3]] = False
+    np.testing.assert_array_equal(m, expected)
+
+
+def test_axis_aligned_square():
+    """A square with diagonal 4*sqrt(2) and angle 0 is exactly the 4 x 4 block of pixels around its centre."""
+    # side = diagonal / sqrt(2) = 4, so |offset| < 2 holds for the centres +-0.5, +-1.5 only
+    m = _rasterise(dict(label=2, size=4 * math.sqrt(2), cx=3.0, cy=2.0, angle=0.0), 5, 6)
+    expected = np.zeros((5, 6), bool)
+    expected[0:4, 1:5] = True
+    np.testing.assert_array_equal(m, expected)
+
+
+@pytest.mark.parametrize(
+    "label, area",
+    [
+        (1, math.pi * 50**2),  # circle of radius 50: 7854
+        (2, 100**2 / 2),  # square with diagonal 100: side 70.7, area 5000
+        (3, 3 * math.sqrt(3) / 4 * 50**2),  # equilateral triangle inscribed in radius 50: 3248
+        (4, 5 * 50 * 0.45 * 50 * math.sin(math.pi / 5)),  # 10 triangles 1/2 * R * r * sin(36 deg): 3306
+    ],
+)
+def test_shape_areas_match_geometry(label, area):
+    """Rasterised areas of size-100 shapes, at an arbitrary angle, are within 2% of the analytic areas."""
+    m = _rasterise(dict(label=label, size=100.0, cx=60.3, cy=59.7, angle=0.7), 120, 120)
+    assert abs(m.sum() - area) <= 0.02 * area
+
+
+def test_tight_boxes_hand_worked():
+    """Tight boxes are (min col, min row, max col + 1, max row + 1); an empty mask gives zeros."""
+    m = np.zeros((2, 5, 6), bool)
+    m[0, 1, 2] = m[0, 3, 4] = True  # rows 1..3, columns 2..4
+    np.testing.assert_array_equal(tight_boxes(m), [[2, 1, 5, 4], [0, 0, 0, 0]])
+
+
+def test_visible_fraction_hand_worked():
+    """visible_fraction = visible / full: 6 of 8 pixels visible is 0.75; an empty full mask gives 0."""
+    full = np.zeros((2, 4, 4), bool)
+    full[0, :2, :] = True  # 8 pixels
+    vis = full.copy()
+    vis[0, 0, :2] = False  # 6 visible
+    s = Scene(np.zeros((4, 4, 3), np.uint8), vis, full, np.array([1, 2]), np.zeros((2, 4), np.float32))
+    np.testing.assert_array_equal(s.visible_fraction, np.float32([0.75, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(image_shape=(8, 320)), "image_shape"),
+        (dict(image_shape=(240,)), "image_shape"),
+        (dict(size_range=(60, 20)), "size_range"),
+        (dict(size_range=(0, 20)), "size_range"),
+        (dict(size_range=(10, math.inf)), "size_range"),
+        (dict(min_objects=4, max_objects=2), "min_objects"),
+        (dict(min_objects=-1), "min_objects"),
+        (dict(min_visible_area=0), "min_visible_area"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    """Bad scene parameters raise ValueError naming the argument."""
+    with pytest.raises(ValueError, match=match):
+        make_scene(0, **kwargs)
+
+
+def test_bad_seed():
+    """The seed must be a non-negative integer or a SeedSequence."""
+    with pytest.raises(ValueError, match="seed"):
+        make_scene(-1)
+    with pytest.raises(TypeError, match="seed"):
+        make_scene(1.5)
+
+
+def _scene_parts(n=1, h=4, w=5):
+    m = np.zeros((n, h, w), bool)
+    m[:, 1, 1] = True
+    return dict(image=np.zeros((h, w, 3), np.uint8), masks=m, full_masks=m.copy(), labels=np.ones(n, np.int64),
+                boxes=np.tile(np.float32([1, 1, 2, 2]), (n, 1)))
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(image=np.zeros((4, 5, 3), np.float32)), TypeError, "image"),
+        (dict(image=np.zeros((4, 5), np.uint8)), ValueError, "image"),
+        (dict(full_masks=np.zeros((1, 4, 6), bool)), ValueError, "full_masks"),
+        (dict(full_masks=np.zeros((1, 4, 5), bool)), ValueError, "masks must be subsets"),
+        (dict(labels=np.array([0])), ValueError, "labels"),
+        (dict(labels=np.array([1, 2])), ValueError, "labels"),
+        (dict(labels=np.array([1.0])), TypeError, "labels"),
+        (dict(boxes=np.float32([[2, 1, 1, 2]])), ValueError, "boxes"),
+        (dict(boxes=np.zeros((2, 4), np.float32)), ValueError, "boxes"),
+    ],
+)
+def test_scene_rejects_inconsistent_arrays(change, error, match):
+    """The Scene constructor checks dtypes, shapes, label signs and masks <= full_masks."""
+    with pytest.raises(error, match=match):
+        Scene(**{**_scene_parts(), **change})
+
+
+def _dilate(mask, r):
+    """Square dilation by r pixels without wrap-around."""
+    h, w = mask.shape
+    padded = np.pad(mask, r)
+    out = np.zeros_like(mask)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            out |= padded[dy : dy + h, dx : dx + w]
+    return out
