@@ -211,3 +211,32 @@ def _as_stds(stds):
     if arr.shape != (4,) or (arr <= 0).any():
         raise ValueError(f"stds must be 4 positive numbers, got {stds!r}")
     return arr
+
+
+def tight_boxes(masks):
+    """Tight half-open boxes of binary masks.
+
+    Parameters
+    ----------
+    masks : (n, H, W) bool array_like
+
+    Returns
+    -------
+    boxes : (n, 4) float32 ndarray
+        ``(min column, min row, max column + 1, max row + 1)``; ``(0, 0, 0, 0)`` for an empty mask.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 4, 5), bool)
+    >>> m[0, 1:3, 2] = True  # rows 1, 2 of column 2
+    >>> tight_boxes(m)
+    array([[2., 1., 3., 3.]], dtype=float32)
+    """
+    masks = as_array("masks", masks, ndim=3, dtype=bool)
+    boxes = np.zeros((masks.shape[0], 4), np.float32)
+    for i, m in enumerate(masks):
+        cols = np.flatnonzero(m.any(axis=0))
+        rows = np.flatnonzero(m.any(axis=1))
+        if cols.size:
+            boxes[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+    return boxes

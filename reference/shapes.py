@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import as_array, as_boxes, as_float, as_image_shape, as_int
+from .boxes import tight_boxes
 
 #: Class names; index 0 is background, so ``C = len(CLASS_NAMES) = 5``.
 CLASS_NAMES = ("background", "circle", "square", "triangle", "star")
@@ -90,35 +91,6 @@ class Scene:
         visible = self.masks.sum(axis=(1, 2))
         full = self.full_masks.sum(axis=(1, 2))
         return (visible / np.maximum(full, 1)).astype(np.float32)
-
-
-def tight_boxes(masks):
-    """Tight half-open boxes of binary masks.
-
-    Parameters
-    ----------
-    masks : (n, H, W) bool array_like
-
-    Returns
-    -------
-    boxes : (n, 4) float32 ndarray
-        ``(min column, min row, max column + 1, max row + 1)``; ``(0, 0, 0, 0)`` for an empty mask.
-
-    Examples
-    --------
-    >>> m = np.zeros((1, 4, 5), bool)
-    >>> m[0, 1:3, 2] = True  # rows 1, 2 of column 2
-    >>> tight_boxes(m)
-    array([[2., 1., 3., 3.]], dtype=float32)
-    """
-    masks = as_array("masks", masks, ndim=3, dtype=bool)
-    boxes = np.zeros((masks.shape[0], 4), np.float32)
-    for i, m in enumerate(masks):
-        cols = np.flatnonzero(m.any(axis=0))
-        rows = np.flatnonzero(m.any(axis=1))
-        if cols.size:
-            boxes[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
-    return boxes
 
 
 def make_scene(seed, *, image_shape=(240, 320), min_objects=1, max_objects=6, size_range=(24, 120),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import as_array, as_image_shape, as_int, as_probability
-from .boxes import _iou
+from .boxes import _iou, tight_boxes
 from .nms import nms
 from .paste import _as_mask_probs, _as_paste_boxes, _paste_region
 
@@ -148,7 +148,7 @@ def mask_voting(
 
     rois, labels = _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold)
     pastes = {}  # (j, c) -> (y0, x0, values): each voter pasted once
-    out_boxes, out_masks, kept = [], [], []
+    out_masks, kept = [], []
     for i, (r, c) in enumerate(zip(rois, labels)):
         voters = np.flatnonzero(_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
         if r not in voters:  # a zero-area box has IoU 0 with itself, yet always votes for itself
@@ -160,15 +160,15 @@ def mask_voting(
         if mask is None:
             continue
         out_masks.append(mask)
-        out_boxes.append(_tight_box(mask))
         kept.append(i)
 
     kept = np.array(kept, np.int64)
+    masks = np.array(out_masks, bool).reshape(-1, height, width)
     return Detections(
-        boxes=np.array(out_boxes, np.float32).reshape(-1, 4),
+        boxes=tight_boxes(masks),
         scores=cls_probs[rois[kept], labels[kept]].astype(np.float32),
         labels=labels[kept],
-        masks=np.array(out_masks, bool).reshape(-1, height, width),
+        masks=masks,
         rois=rois[kept],
     )
 
@@ -219,9 +219,3 @@ def _vote(voters, regions, probs, binary_threshold, height, width):
         mask[top:bottom, left:right] = acc / total >= binary_threshold
     return mask if mask.any() else None
 
-
-def _tight_box(mask):
-    """Half-open ``(min column, min row, max column + 1, max row + 1)`` of a non-empty (H, W) bool mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
