@@ -1,0 +1,172 @@
+"""``fcis demo``: FCIS end to end on a synthetic scene, with oracle network outputs, drawn stage by stage.
+
+:data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`reference.shapes`: the
+paper's settings except a feature stride of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle
+uses too.  Notebooks import it from here.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .anchors import anchor_base, shift_anchors
+from .boxes import box_iou
+from .detect import FCISConfig, Stages, detect
+from .evaluate import mask_iou
+from .oracle import OracleOutputs, oracle_outputs
+from .paste import paste_masks
+from .shapes import CLASS_NAMES, Scene, make_scene
+from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic
+
+#: Inference settings for the synthetic scenes: the paper's, at feature stride 2 (see :mod:`reference.oracle`).
+SCENE_CONFIG = FCISConfig(stride=2)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` computed.
+
+    Attributes
+    ----------
+    scene : Scene
+    outputs : OracleOutputs
+    stages : Stages
+    best_iou : (D,) float64
+        Mask IoU of each detection with the best-matching ground-truth instance of its class (0 if none).
+    table : str
+        The detections as printed by ``fcis demo``.
+    """
+
+    scene: Scene
+    outputs: OracleOutputs
+    stages: Stages
+    best_iou: np.ndarray
+    table: str
+
+
+def run_oracle_pipeline(scene, config=SCENE_CONFIG, **oracle_kwargs):
+    """Oracle network outputs for ``scene`` and the full inference on them.
+
+    Returns
+    -------
+    outputs : OracleOutputs
+    stages : Stages
+    """
+    h, w = scene.image.shape[:2]
+    feature_shape = (-(-h // config.stride), -(-w // config.stride))
+    anchors = shift_anchors(anchor_base(config.stride, config.anchor_ratios, config.anchor_scales),
+                            feature_shape, config.stride)
+    outputs = oracle_outputs(scene, anchors, stride=config.stride, group_size=config.group_size,
+                             num_classes=len(CLASS_NAMES), **oracle_kwargs)
+    stages = detect(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps, (h, w), config)
+    return outputs, stages
+
+
+def best_mask_iou(detections, scene):
+    """(D,) mask IoU of each detection with the best ground-truth instance of the same class (0 if none)."""
+    iou = mask_iou(detections.masks, scene.masks)  # (D, G)
+    same_class = detections.labels[:, None] == scene.labels[None, :]
+    return np.where(same_class, iou, 0.0).max(axis=1, initial=0.0)
+
+
+def detection_table(detections, best_iou):
+    """A plain-text table: rank, class, score, box, mask IoU with ground truth."""
+    lines = [f"{'#':>3}  {'class':<9} {'score':>6}  {'box (x1, y1, x2, y2)':<24} {'mask IoU':>8}"]
+    for i in range(len(detections.scores)):
+        box = ", ".join(f"{v:.0f}" for v in detections.boxes[i])
+        lines.append(
+            f"{i:>3}  {CLASS_NAMES[detections.labels[i]]:<9} {detections.scores[i]:>6.3f}  ({box}){'':<{22 - len(box)}}"
+            f" {best_iou[i]:>8.3f}"
+        )
+    if len(lines) == 1:
+        lines.append("  (no detections)")
+    return "\n".join(lines)
+
+
+def run_demo(seed=0, out="fcis_demo.png"):
+    """Generate a scene, run FCIS on its oracle outputs, write the figure to ``out``; returns a DemoResult."""
+    scene = make_scene(seed)
+    outputs, stages = run_oracle_pipeline(scene)
+    best_iou = best_mask_iou(stages.detections, scene)
+    result = DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou))
+    if out is not None:
+        demo_figure(result).savefig(out, dpi=110)
+    return result
+
+
+def demo_figure(result):
+    """One figure of every stage, for the top detection: a :class:`matplotlib.figure.Figure` (no pyplot)."""
+    scene, outputs, stages = result.scene, result.outputs, result.stages
+    cfg, det = stages.config, stages.detections
+    k, h, w = cfg.group_size, *scene.image.shape[:2]
+    boxes = np.concatenate([stages.first.boxes, stages.second.boxes])  # (2R, 4): the voting ROIs
+    assembled = np.concatenate([stages.first.assembled, stages.second.assembled])  # (2R, 2*C, P, P)
+    mask_prob = np.concatenate([stages.first.mask_prob, stages.second.mask_prob])  # (2R, C, P, P)
+
+    fig = Figure(figsize=(17, 8.4), layout="constrained")
+    ax = fig.subplots(2, 4).ravel()
+    ax[0].set_title(f"1. Image and ground truth ({len(scene.labels)} instances)")
+    draw_instances(ax[0], scene.image, scene.masks, scene.boxes, scene.labels, CLASS_NAMES)
+    shown = min(len(stages.proposals), 40)
+    ax[1].set_title(f"2. RPN proposals (top {shown} of {len(stages.proposals)})")
+    ax[1].imshow(scene.image)
+    draw_boxes(ax[1], stages.proposals[:shown], colors="white", linewidth=0.7, alpha=0.8)
+    clean_axes(ax[1])
+    if len(det.scores) == 0:
+        for a in ax[2:]:
+            a.set_axis_off()
+        return fig
+
+    r, c = int(det.rois[0]), int(det.labels[0])
+    name = CLASS_NAMES[c]
+    # 3-4: the k x k inside / outside maps of class c, cropped around the ROI of the top detection
+    y0, y1, x0, x1 = _feature_crop(boxes[r], cfg.stride, outputs.seg_maps.shape[2:])
+    for j, (a, word) in enumerate(zip(ax[2:4], ("inside", "outside"))):
+        j_channel = 1 - j  # j = 1 inside, j = 0 outside
+        first = (c * 2 + j_channel) * k * k
+        maps = outputs.seg_maps[0, first : first + k * k, y0:y1, x0:x1]  # (k*k, crop h, crop w)
+        a.imshow(part_mosaic(maps, k), cmap="magma")
+        a.set_title(f"{3 + j}. '{name}' {word} maps, {k}x{k} parts")
+        clean_axes(a)
+    # 5: what assembling gives in that ROI
+    gap = np.full((cfg.output_size, 2), np.nan)
+    strip = np.hstack([assembled[r, 2 * c + 1], gap, assembled[r, 2 * c], gap,
+                       mask_prob[r, c] * assembled[r].max()])
+    ax[4].imshow(strip, cmap="magma")
+    ax[4].set_title("5. Assembled in one ROI: inside | outside | mask")
+    clean_axes(ax[4])
+    # 6: that ROI's mask pasted into the image, before voting
+    pasted = paste_masks(mask_prob[r, c][None], boxes[r][None], (h, w))[0]
+    ax[5].imshow(scene.image)
+    ax[5].imshow(np.ma.masked_less(pasted, 0.05), cmap="viridis", alpha=0.75, vmin=0, vmax=1)
+    draw_boxes(ax[5], boxes[r][None], colors="white")
+    ax[5].set_title(f"6. Its '{name}' mask, pasted, before voting")
+    _zoom(ax[5], boxes[r], h, w)
+    # 7: after voting, with the voters' boxes
+    voters = np.flatnonzero(box_iou(boxes, boxes[r][None])[:, 0] >= cfg.vote_threshold)
+    ax[6].imshow(overlay_masks(scene.image, det.masks[:1]))
+    draw_boxes(ax[6], boxes[voters], colors="white", linewidth=0.5, alpha=0.6)
+    ax[6].set_title(f"7. After voting: {len(voters)} ROIs vote")
+    _zoom(ax[6], boxes[r], h, w)
+    # 8: final instances
+    ax[7].set_title(f"8. Final instances ({len(det.scores)})")
+    draw_instances(ax[7], scene.image, det.masks, det.boxes, det.labels, CLASS_NAMES, det.scores)
+    return fig
+
+
+def _feature_crop(box, stride, feature_shape, margin=0.3):
+    """Feature-map window (y0, y1, x0, x1) around an image box, widened by ``margin`` on each side."""
+    x1, y1, x2, y2 = np.asarray(box, np.float64) / stride
+    mw, mh = margin * max(x2 - x1, 1), margin * max(y2 - y1, 1)
+    hf, wf = feature_shape
+    return (max(int(y1 - mh), 0), min(int(np.ceil(y2 + mh)), hf),
+            max(int(x1 - mw), 0), min(int(np.ceil(x2 + mw)), wf))
+
+
+def _zoom(ax, box, h, w, margin=0.4):
+    x1, y1, x2, y2 = np.asarray(box, np.float64)
+    mw, mh = margin * max(x2 - x1, 8), margin * max(y2 - y1, 8)
+    ax.set_xlim(max(x1 - mw, 0) - 0.5, min(x2 + mw, w) - 0.5)
+    ax.set_ylim(min(y2 + mh, h) - 0.5, max(y1 - mh, 0) - 0.5)
+    clean_axes(ax)

@@ -1,0 +1,216 @@
+r"""The FCIS inference graph, network-agnostic: from network outputs to voted instances.
+
+Given what the network computes for one image — RPN probabilities and deltas, the position-sensitive
+inside/outside score maps and the position-sensitive box-regression maps — :func:`detect` runs the paper's
+inference (Sec. 3, "Inference"):
+
+1. anchors and proposals (RPN decode, clip, NMS, top 300);
+2. assemble the inside/outside maps in every ROI and form masks and class probabilities (the joint formulation);
+3. assemble the box-regression maps, average them over the ``k x k`` cells, and regress every ROI;
+4. a second pass: the regressed boxes are new ROIs, assembled again;
+5. both passes together (2 x 300 ROIs) go to mask voting.
+
+Every intermediate is returned in a :class:`Stages` record so that each one can be inspected and drawn.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._checks import as_array, as_image_shape, as_int
+from .anchors import anchor_base, shift_anchors
+from .assemble import ps_assemble
+from .boxes import HEAD_STDS, clip_boxes, decode_boxes
+from .joint import joint_forward
+from .proposals import propose, rpn_outputs_to_anchor_order
+from .voting import Detections, mask_voting
+
+
+@dataclass(frozen=True)
+class FCISConfig:
+    """Hyper-parameters of FCIS inference; the defaults are the paper's COCO settings.
+
+    ``stride`` is the feature stride (``spatial_scale = 1 / stride``); anchors are
+    ``anchor_base(base_size=stride, ratios, scales)`` shifted over the feature map.
+    """
+
+    stride: int = 16
+    group_size: int = 7
+    output_size: int = 21
+    anchor_ratios: tuple = (0.5, 1.0, 2.0)
+    anchor_scales: tuple = (8, 16, 32)
+    pre_nms_top_n: int = 6000
+    post_nms_top_n: int = 300
+    rpn_nms_threshold: float = 0.7
+    min_size: int = 2
+    nms_threshold: float = 0.3
+    vote_threshold: float = 0.5
+    binary_threshold: float = 0.4
+    max_detections: int = 100
+    score_threshold: float = 1e-3
+
+    def __post_init__(self):
+        as_int("stride", self.stride, low=1)
+        as_int("group_size", self.group_size, low=1)
+        as_int("output_size", self.output_size, low=1)
+
+    @property
+    def num_anchors(self):
+        return len(self.anchor_ratios) * len(self.anchor_scales)
+
+
+@dataclass(frozen=True)
+class PassOutput:
+    """One assembly pass over a set of ROIs.
+
+    Attributes
+    ----------
+    boxes : (R, 4) float32
+        The ROIs of this pass, image pixels.
+    assembled : (R, 2*C, P, P) float32
+        Assembled inside/outside score maps, channel ``cls*2 + j``.
+    mask_prob : (R, C, P, P) float32
+    cls_score : (R, C) float32
+    cls_prob : (R, C) float32
+    """
+
+    boxes: np.ndarray
+    assembled: np.ndarray
+    mask_prob: np.ndarray
+    cls_score: np.ndarray
+    cls_prob: np.ndarray
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Every intermediate of :func:`detect`.
+
+    Attributes
+    ----------
+    config : FCISConfig
+    anchors : (Hf*Wf*A, 4) float32
+        In ``(y, x, anchor)`` order.
+    rpn_fg_prob : (Hf*Wf*A,) float32
+    proposals : (R, 4) float32
+        After NMS, at most ``post_nms_top_n``.
+    proposal_scores : (R,) float32
+    first : PassOutput
+        Assembly on the proposals.
+    bbox_deltas : (R, 4) float32
+        Position-sensitive box regression of the proposals, averaged over the ``k x k`` cells, normalised by
+        ``HEAD_STDS``.
+    regressed : (R, 4) float32
+        Proposals moved by ``bbox_deltas``, clipped to the image.
+    second : PassOutput
+        Assembly on the regressed boxes.
+    detections : Detections
+        After mask voting over both passes (``2R`` ROIs).
+    """
+
+    config: FCISConfig
+    anchors: np.ndarray
+    rpn_fg_prob: np.ndarray
+    proposals: np.ndarray
+    proposal_scores: np.ndarray
+    first: PassOutput
+    bbox_deltas: np.ndarray
+    regressed: np.ndarray
+    second: PassOutput
+    detections: Detections = field(repr=False)
+
+
+def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=FCISConfig()):
+    r"""Run FCIS inference on one image's network outputs.
+
+    Parameters
+    ----------
+    rpn_prob : (1, 2*A, Hf, Wf) float32 array_like
+        RPN probabilities, channels ``[0, A)`` background and ``[A, 2A)`` foreground.
+    rpn_deltas : (1, 4*A, Hf, Wf) float32 array_like
+        RPN deltas, channel ``a*4 + coord``.
+    seg_maps : (1, 2*C*k*k, Hf, Wf) float32 array_like
+        Position-sensitive inside/outside score maps, channel ``((cls*2 + j)*k + gh)*k + gw``.
+    bbox_maps : (1, 8*k*k, Hf, Wf) float32 array_like
+        Position-sensitive box-regression maps, channel ``((reg*4 + coord)*k + gh)*k + gw``; ``reg = 1`` is used.
+    image_shape : (H, W)
+        The image the network saw, in pixels.
+    config : FCISConfig
+
+    Returns
+    -------
+    stages : Stages
+        Every intermediate; ``stages.detections`` is the final result.
+
+    Notes
+    -----
+    First-pass masks are pasted into the proposals they were assembled in, second-pass masks into the regressed
+    boxes; voting sees all ``2R`` of them (see ``docs/conventions.md``).
+    """
+    cfg = config
+    if not isinstance(cfg, FCISConfig):
+        raise TypeError(f"config must be an FCISConfig, got {type(cfg).__name__}")
+    image_shape = as_image_shape("image_shape", image_shape)
+    k = cfg.group_size
+    seg_maps = as_array("seg_maps", seg_maps, ndim=4)
+    bbox_maps = as_array("bbox_maps", bbox_maps, ndim=4)
+    feature_shape = seg_maps.shape[2:]
+    if seg_maps.shape[0] != 1 or seg_maps.shape[1] % (2 * k * k) or seg_maps.shape[1] < 4 * k * k:
+        raise ValueError(
+            f"seg_maps must be (1, 2*C*k*k, Hf, Wf) with C >= 2 and k = {k}, got shape {seg_maps.shape}"
+        )
+    if bbox_maps.shape != (1, 8 * k * k, *feature_shape):
+        raise ValueError(f"bbox_maps must be (1, {8 * k * k}, {feature_shape[0]}, {feature_shape[1]}), "
+                         f"got shape {bbox_maps.shape}")
+
+    anchors = shift_anchors(
+        anchor_base(cfg.stride, cfg.anchor_ratios, cfg.anchor_scales), feature_shape, cfg.stride
+    )  # (Hf*Wf*A, 4), (y, x, anchor) order
+    fg_prob, deltas = rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas)
+    if fg_prob.shape[0] != anchors.shape[0]:
+        raise ValueError(
+            f"rpn_prob must be (1, {2 * cfg.num_anchors}, {feature_shape[0]}, {feature_shape[1]}) to match "
+            f"seg_maps and config, got shape {np.shape(rpn_prob)}"
+        )
+    proposals, proposal_scores = propose(
+        fg_prob, deltas, anchors, image_shape,
+        pre_nms_top_n=cfg.pre_nms_top_n, post_nms_top_n=cfg.post_nms_top_n,
+        nms_threshold=cfg.rpn_nms_threshold, min_size=cfg.min_size,
+    )
+
+    first = _assembly_pass(seg_maps, proposals, cfg)
+    bbox_deltas = _regression(bbox_maps, proposals, cfg)
+    regressed = clip_boxes(decode_boxes(proposals, bbox_deltas, HEAD_STDS), image_shape)
+    second = _assembly_pass(seg_maps, regressed, cfg)
+
+    detections = mask_voting(
+        np.concatenate([first.boxes, second.boxes]),  # (2R, 4)
+        np.concatenate([first.mask_prob, second.mask_prob]),  # (2R, C, P, P)
+        np.concatenate([first.cls_prob, second.cls_prob]),  # (2R, C)
+        image_shape,
+        nms_threshold=cfg.nms_threshold, vote_threshold=cfg.vote_threshold,
+        binary_threshold=cfg.binary_threshold, max_detections=cfg.max_detections,
+        score_threshold=cfg.score_threshold,
+    )
+    return Stages(cfg, anchors, fg_prob, proposals, proposal_scores, first, bbox_deltas, regressed, second,
+                  detections)
+
+
+def _rois(boxes):
+    """(R, 4) boxes -> (R, 5) ROIs of image 0."""
+    return np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes], axis=1)
+
+
+def _assembly_pass(seg_maps, boxes, cfg):
+    assembled = ps_assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
+                            spatial_scale=1.0 / cfg.stride)  # (R, 2*C, P, P)
+    joint = joint_forward(assembled)
+    return PassOutput(boxes, assembled, joint.mask_prob, joint.cls_score, joint.cls_prob)
+
+
+def _regression(bbox_maps, boxes, cfg):
+    """Position-sensitive box regression: assemble k x k, average the cells, take the foreground slot."""
+    k = cfg.group_size
+    pooled = ps_assemble(bbox_maps, _rois(boxes), group_size=k, output_size=k,
+                         spatial_scale=1.0 / cfg.stride)  # (R, 8, k, k)
+    per_reg = pooled.mean(axis=(2, 3), dtype=np.float32).reshape(len(boxes), 2, 4)  # (R, reg, coord)
+    return per_reg[:, 1]

@@ -1,0 +1,94 @@
+"""Drawing helpers shared by ``fcis demo`` and the notebooks.
+
+Functions draw onto a matplotlib ``Axes`` they are given and return it; none of them creates a window, so they work
+headless (the demo builds a :class:`matplotlib.figure.Figure` directly, without pyplot).
+"""
+
+import numpy as np
+from matplotlib.patches import Rectangle
+
+#: Instance colours (RGB in [0, 1]), cycled.
+PALETTE = np.array(
+    [
+        [0.90, 0.10, 0.10], [0.10, 0.45, 0.95], [0.10, 0.75, 0.20], [0.95, 0.65, 0.05],
+        [0.65, 0.20, 0.85], [0.05, 0.80, 0.80], [0.95, 0.40, 0.70], [0.55, 0.35, 0.15],
+    ]
+)
+
+
+def overlay_masks(image, masks, alpha=0.55):
+    """Blend coloured binary masks onto an image.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 or float in [0, 1]
+    masks : (D, H, W) bool
+    alpha : float
+        Opacity of each mask.
+
+    Returns
+    -------
+    blended : (H, W, 3) float64 in [0, 1]
+    """
+    out = np.asarray(image, dtype=np.float64)
+    if out.max(initial=0) > 1:
+        out = out / 255.0
+    out = out.copy()
+    for i, m in enumerate(np.asarray(masks, bool)):
+        out[m] = (1 - alpha) * out[m] + alpha * PALETTE[i % len(PALETTE)]
+    return out
+
+
+def draw_boxes(ax, boxes, colors=None, linewidth=1.5, alpha=1.0):
+    """Draw half-open ``(x1, y1, x2, y2)`` boxes; pixel ``j`` is drawn over ``[j - 0.5, j + 0.5)`` by imshow."""
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
+        color = PALETTE[i % len(PALETTE)] if colors is None else colors
+        ax.add_patch(
+            Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=color,
+                      linewidth=linewidth, alpha=alpha)
+        )
+    return ax
+
+
+def draw_instances(ax, image, masks, boxes, labels, class_names, scores=None):
+    """Image with coloured masks, boxes and ``class score`` captions."""
+    ax.imshow(overlay_masks(image, masks))
+    draw_boxes(ax, boxes)
+    for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels))):
+        text = class_names[label] if scores is None else f"{class_names[label]} {scores[i]:.2f}"
+        ax.text(box[0], box[1] - 2, text, fontsize=7, color="white", va="bottom",
+                bbox=dict(facecolor=PALETTE[i % len(PALETTE)], alpha=0.8, pad=1, linewidth=0))
+    return clean_axes(ax)
+
+
+def part_mosaic(maps, k, gap=1):
+    """Tile the ``k * k`` position-sensitive maps of one class into a ``k x k`` mosaic.
+
+    Parameters
+    ----------
+    maps : (k*k, Hf, Wf) float
+        Channels ``gh*k + gw`` of one class and one of inside/outside.
+    k : int
+    gap : int
+        Pixels of NaN between tiles (drawn as blank).
+
+    Returns
+    -------
+    mosaic : (k*(Hf+gap) - gap, k*(Wf+gap) - gap) float64
+        Tile ``(gh, gw)`` sits at row ``gh``, column ``gw``: the same place as the part cell it scores.
+    """
+    maps = np.asarray(maps, np.float64)
+    _, hf, wf = maps.shape
+    out = np.full((k * (hf + gap) - gap, k * (wf + gap) - gap), np.nan)
+    for gh in range(k):
+        for gw in range(k):
+            y, x = gh * (hf + gap), gw * (wf + gap)
+            out[y : y + hf, x : x + wf] = maps[gh * k + gw]
+    return out
+
+
+def clean_axes(ax):
+    """Hide the ticks of an image panel."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
