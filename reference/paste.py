@@ -11,7 +11,7 @@ the image costs nothing and mask voting can paste many voters into a small windo
 
 import numpy as np
 
-from ._checks import as_array, as_boxes, as_image_shape, as_probability, round_half_away
+from ._checks import as_array, as_boxes, as_image_shape, as_probabilities, as_probability, round_half_away
 
 #: Largest box coordinate magnitude a paste accepts: keeps every float32 intermediate of the sampling finite.
 MAX_COORDINATE = 2.0**23
@@ -162,11 +162,9 @@ def _axis_weights(start, size, p, limit):
 
 def _as_mask_probs(name, masks, *, ndim):
     """Float32 mask probabilities of rank ``ndim``: finite, in ``[0, 1]``, with a non-empty ``Ph x Pw`` grid."""
-    masks = as_array(name, masks, ndim=ndim)
+    masks = as_probabilities(name, masks, ndim=ndim)
     if masks.shape[-1] == 0 or masks.shape[-2] == 0:
         raise ValueError(f"{name} must have a non-empty mask grid (P >= 1), got shape {masks.shape}")
-    if masks.size and ((masks < 0).any() or (masks > 1).any()):
-        raise ValueError(f"{name} must hold probabilities in [0, 1]")
     return masks
 
 

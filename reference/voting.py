@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_array, as_image_shape, as_int, as_probability
+from ._checks import as_image_shape, as_int, as_probabilities, as_probability
 from .boxes import _iou, tight_boxes
 from .nms import nms
 from .paste import _as_mask_probs, _as_paste_boxes, _paste_region
@@ -133,12 +133,10 @@ def mask_voting(
         expected = f"({num_rois}, C >= 1, P, P)"
         raise ValueError(f"cls_masks must have shape {expected} to match boxes, got {cls_masks.shape}")
     num_classes = cls_masks.shape[1]
-    cls_probs = as_array("cls_probs", cls_probs, ndim=2)
+    cls_probs = as_probabilities("cls_probs", cls_probs, ndim=2)
     if cls_probs.shape != (num_rois, num_classes):
         expected = f"({num_rois}, {num_classes})"
         raise ValueError(f"cls_probs must have shape {expected} to match cls_masks, got {cls_probs.shape}")
-    if cls_probs.size and ((cls_probs < 0).any() or (cls_probs > 1).any()):
-        raise ValueError("cls_probs must hold probabilities in [0, 1]")
     height, width = as_image_shape("image_shape", image_shape)
     nms_threshold = as_probability("nms_threshold", nms_threshold)
     vote_threshold = np.float32(as_probability("vote_threshold", vote_threshold))
