@@ -70,6 +70,16 @@ def as_scores(name, scores, length):
     return scores
 
 
+def as_labels(name, labels, length):
+    """``(length,)`` int64 class labels."""
+    arr = np.asarray(labels)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (length,):
+        raise ValueError(f"{name} must have shape ({length},) to match the boxes, got {arr.shape}")
+    return arr.astype(np.int64, copy=False)
+
+
 def as_probabilities(name, x, *, ndim):
     """A float32 array of probabilities: finite and in ``[0, 1]``."""
     arr = as_array(name, x, ndim=ndim)

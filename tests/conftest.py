@@ -7,10 +7,29 @@ belongs to ``fcis bench``, not to tests.
 
 import os
 
-from hypothesis import HealthCheck, settings
+# Without a GPU, the Numba-CUDA kernels run under Numba's CUDA simulator; this must happen before numba is imported.
+# A machine with an NVIDIA driver exposes /dev/nvidiactl; an explicit NUMBA_ENABLE_CUDASIM is respected either way.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not os.path.exists("/dev/nvidiactl"):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a real CUDA GPU: skip them, with the reason, where there is none."""
+    from accelerated._backend import available_backends, cuda_simulated
+
+    real = [b for b in available_backends() if b == "cupy" or (b == "numba-cuda" and not cuda_simulated())]
+    if real:
+        return
+    skip = pytest.mark.skip(reason="needs a real CUDA GPU (none found, or only the CUDA simulator)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference.boxes import box_iou
-from reference.nms import nms
+from reference.nms import batched_nms, nms
 
 from .strategies import boxes_and_scores
 
@@ -96,3 +96,27 @@ def test_bad_input_names_argument(args, match):
     """Bad input raises ValueError naming the argument."""
     with pytest.raises(ValueError, match=match):
         nms(*args)
+
+
+@given(boxes_and_scores(), st.data(), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def test_batched_nms_is_nms_per_label(bs, data, t):
+    """batched_nms equals nms run on each label alone, merged by descending score then index."""
+    b, s = bs
+    labels = data.draw(st.lists(st.integers(0, 3), min_size=len(b), max_size=len(b)))
+    labels = np.array(labels, np.int64)
+    keep = batched_nms(b, s, labels, t)
+    expected = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        expected.extend(idx[nms(b[idx], s[idx], t)])
+    expected = sorted(expected, key=lambda i: (-s[i], i))
+    np.testing.assert_array_equal(keep, np.array(expected, np.int64))
+
+
+def test_batched_nms_labels_are_checked():
+    """Labels must be integers, one per box."""
+    b = np.float32([[0, 0, 1, 1]])
+    with pytest.raises(TypeError, match="labels"):
+        batched_nms(b, np.float32([1]), np.float32([1.5]), 0.5)
+    with pytest.raises(ValueError, match="labels"):
+        batched_nms(b, np.float32([1]), np.int64([1, 2]), 0.5)

@@ -1,0 +1,89 @@
+"""Backends: which ones this machine can run, which one ``backend=None`` means, and moving arrays.
+
+Every public function of :mod:`accelerated` takes ``backend=`` with one of :data:`BACKENDS` or ``None`` (the fastest
+available: ``"cupy"``, then ``"numba-cuda"`` on a real GPU, then ``"numba-cpu"``).  Inputs may be NumPy or CuPy
+arrays and the result has the type of the input; the conversions below are called only by the public wrappers.
+
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is imported) ``"numba-cuda"`` runs the
+kernels in Python threads on the CPU: it is available, and correct, but never chosen by ``backend=None``.
+"""
+
+import functools
+import sys
+
+import numpy as np
+
+BACKENDS = ("numba-cpu", "numba-cuda", "cupy")
+
+
+def cuda_simulated():
+    """True when Numba's CUDA simulator is on."""
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+@functools.cache
+def available_backends():
+    """The backends this machine can run, in :data:`BACKENDS` order; never raises.
+
+    ``"numba-cuda"`` needs the ``numba-cuda`` package and a GPU, or the CUDA simulator; ``"cupy"`` needs CuPy and a
+    GPU with a working driver.
+    """
+    found = ["numba-cpu"]
+    try:
+        from numba import cuda
+
+        if cuda.is_available():
+            found.append("numba-cuda")
+    except Exception:  # no numba-cuda, no driver, a broken toolkit: not available
+        pass
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            found.append("cupy")
+    except Exception:
+        pass
+    return tuple(found)
+
+
+def resolve_backend(backend):
+    """The backend to run: ``backend`` itself, checked, or the fastest available for ``None``."""
+    if backend is None:
+        available = available_backends()
+        if "cupy" in available:
+            return "cupy"
+        if "numba-cuda" in available and not cuda_simulated():
+            return "numba-cuda"
+        return "numba-cpu"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    if backend not in available_backends():
+        raise ValueError(f"backend {backend!r} is not available on this machine (available: {available_backends()})")
+    return backend
+
+
+def is_cupy(x):
+    """True for a CuPy array (without importing CuPy)."""
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def to_host(x):
+    """A NumPy view or copy of ``x`` (CuPy arrays are copied from the device; anything else goes to np.asarray)."""
+    if is_cupy(x):
+        return x.get()
+    if hasattr(x, "copy_to_host"):  # a numba device array
+        return x.copy_to_host()
+    return x
+
+
+def like(result, *inputs):
+    """``result`` (NumPy, CuPy or a numba device array) as the array type of the first array among ``inputs``."""
+    if any(is_cupy(x) for x in inputs):
+        return sys.modules["cupy"].asarray(result)  # a numba device array converts zero-copy
+    if is_cupy(result):
+        return result.get()
+    if hasattr(result, "copy_to_host"):
+        return result.copy_to_host()
+    return np.asarray(result)
