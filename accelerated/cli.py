@@ -5,6 +5,10 @@ Subcommands:
 ``fcis demo [--seed N] [--out fcis_demo.png]``
     Generate a synthetic scene, run the full FCIS inference on oracle network outputs, print the detections and
     write a figure of every stage.
+
+``fcis bench [--out DIR] [--quick] [--repeats N] [--backend B ...] [--workload W ...]``
+    Time the reference against every available backend (and torchvision's NMS when it is importable) on the
+    FCIS-COCO workload and a sweep of sizes; write bench.json, bench.md and bench.png to DIR.
 """
 
 import argparse
@@ -20,6 +24,16 @@ def _demo(args):
     return 0
 
 
+def _bench(args):
+    from .bench import run
+
+    if args.repeats is not None and args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    run(args.out, quick=args.quick, repeats=args.repeats, backends=args.backend, workloads=args.workload)
+    print(f"\nresults written to {args.out}/bench.json, bench.md, bench.png")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fcis", description="FCIS: a readable NumPy reference and its GPU twin.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -27,6 +41,18 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     demo.add_argument("--out", default="fcis_demo.png", help="figure path (default fcis_demo.png)")
     demo.set_defaults(func=_demo)
+
+    from . import bench as _bench_module  # light: the kernels are imported when they are timed
+
+    bench = sub.add_parser("bench", help="time the reference against every available backend")
+    bench.add_argument("--out", default="bench_out", help="output folder (default bench_out)")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke run")
+    bench.add_argument("--repeats", type=int, default=None, help="timed calls per point (default 5, quick 1)")
+    bench.add_argument("--backend", action="append", choices=["numba-cpu", "numba-cuda", "cupy"],
+                       help="only these backends (repeatable; default: every available one)")
+    bench.add_argument("--workload", action="append", choices=list(_bench_module.WORKLOADS),
+                       help="only these workloads (repeatable; default: all)")
+    bench.set_defaults(func=_bench)
     return parser
 
 

@@ -1,0 +1,320 @@
+"""``fcis bench``: the reference against every available backend, on the FCIS-COCO workload and a sweep of sizes.
+
+Each workload is a function of one size parameter returning the inputs of one call.  For every (workload, size,
+implementation) the first call is timed on its own (it includes JIT compilation and, for the GPU, module loading)
+and reported separately; then ``repeats`` calls are timed and their median is kept.  GPU calls are timed with CUDA
+events after a device synchronisation.  Speed-ups are ratios of medians measured in the same run.
+
+Results go to an output folder: ``bench.json`` (every record plus the machine), ``bench.md`` (tables) and
+``bench.png`` (log-log time against size, one panel per workload).
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from reference.assemble import ps_assemble as ref_assemble
+from reference.assemble import ps_assemble_backward as ref_assemble_backward
+from reference.nms import batched_nms as ref_batched_nms
+from reference.nms import nms as ref_nms
+from reference.paste import paste_masks as ref_paste
+from reference.voting import mask_voting as ref_voting
+
+from ._backend import available_backends, cuda_simulated
+
+#: FCIS on COCO: 81 classes, k = 7, P = 21, stride 16, a 600 x 1000 image (feature map 38 x 63).
+NUM_CLASSES, K, P, STRIDE, IMAGE = 81, 7, 21, 16, (600, 1000)
+FEATURE = (38, 63)
+
+
+@dataclass
+class Record:
+    workload: str
+    size: int
+    implementation: str
+    median_s: float
+    first_call_s: float
+    repeats: int
+    speedup: float = float("nan")  # reference median / this median, same run
+
+
+# --- workloads: size -> (args, kwargs) -------------------------------------------------------------------------
+
+
+def _boxes(rng, n, image=IMAGE, min_side=16, max_side=400):
+    """(n, 4) float32 boxes clustered around a few dozen centres, as proposals are."""
+    h, w = image
+    centres = rng.uniform([0, 0], [w, h], size=(max(n // 20, 1), 2))
+    c = centres[rng.integers(0, len(centres), n)] + rng.normal(0, 8, (n, 2))
+    side = rng.uniform(min_side, max_side, (n, 2))
+    boxes = np.concatenate([c - side / 2, c + side / 2], axis=1)
+    return np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+
+
+def _rois(rng, n):
+    return np.concatenate([np.zeros((n, 1), np.float32), _boxes(rng, n)], axis=1)
+
+
+def assemble_inputs(num_rois, rng):
+    maps = rng.standard_normal((1, 2 * NUM_CLASSES * K * K, *FEATURE), dtype=np.float32)
+    return (maps, _rois(rng, num_rois)), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
+
+
+def assemble_backward_inputs(num_rois, rng):
+    grad = rng.standard_normal((num_rois, 2 * NUM_CLASSES, P, P), dtype=np.float32)
+    shape = (1, 2 * NUM_CLASSES * K * K, *FEATURE)
+    return (grad, _rois(rng, num_rois), shape), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
+
+
+def nms_inputs(num_boxes, rng):
+    return (_boxes(rng, num_boxes), rng.random(num_boxes, dtype=np.float32), 0.7), {}
+
+
+def batched_nms_inputs(num_rois, rng):
+    """``num_rois`` boxes, one copy per foreground class, as mask voting's per-class NMS sees them."""
+    boxes = _boxes(rng, num_rois)
+    scores = rng.random((num_rois, NUM_CLASSES - 1), dtype=np.float32)
+    labels = np.broadcast_to(np.arange(1, NUM_CLASSES), scores.shape)
+    return (np.repeat(boxes, NUM_CLASSES - 1, axis=0), scores.ravel(), labels.ravel().copy(), 0.3), {}
+
+
+def paste_inputs(num_masks, rng):
+    masks = rng.random((num_masks, P, P), dtype=np.float32)
+    return (masks, _boxes(rng, num_masks), IMAGE), {}
+
+
+def voting_inputs(num_rois, rng):
+    """``num_rois`` ROIs (two passes of ``num_rois / 2``) with peaked class probabilities; about 100 detections."""
+    boxes = _boxes(rng, num_rois)
+    logits = rng.standard_normal((num_rois, NUM_CLASSES)).astype(np.float32)
+    logits[np.arange(num_rois), rng.integers(1, NUM_CLASSES, num_rois)] += 6  # one confident class per ROI
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+    masks = rng.random((num_rois, NUM_CLASSES, P, P), dtype=np.float32)
+    return (boxes, masks, probs, IMAGE), {}
+
+
+#: name -> (module, function name, reference, inputs, full sweep, quick sweep, size label)
+WORKLOADS = {
+    "assemble": ("assemble", "ps_assemble", ref_assemble, assemble_inputs, (10, 30, 100, 300), (4,), "ROIs"),
+    "assemble_backward": ("assemble", "ps_assemble_backward", ref_assemble_backward, assemble_backward_inputs,
+                          (10, 30, 100, 300), (4,), "ROIs"),
+    "nms": ("nms", "nms", ref_nms, nms_inputs, (300, 1000, 3000, 6000), (64,), "boxes"),
+    "batched_nms": ("nms", "batched_nms", ref_batched_nms, batched_nms_inputs, (75, 150, 300, 600), (8,),
+                    "ROIs x 80 classes"),
+    "paste": ("paste", "paste_masks", ref_paste, paste_inputs, (10, 30, 100, 300), (4,), "masks"),
+    "voting": ("voting", "mask_voting", ref_voting, voting_inputs, (75, 150, 300, 600), (16,), "ROIs"),
+}
+
+#: The FCIS-COCO point of each workload, the one the speed targets are about.
+FCIS_COCO = {"assemble": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600, "paste": 100,
+             "voting": 600}
+
+
+# --- timing -----------------------------------------------------------------------------------------------------
+
+
+def _to_device(args, backend):
+    """CuPy copies of the array arguments for the GPU backends, so that transfers are not timed.
+
+    Without CuPy (numba-cuda alone) the NumPy inputs are passed and the transfers are part of the time.
+    """
+    if backend not in ("cupy", "numba-cuda"):
+        return args
+    try:
+        import cupy
+    except ImportError:
+        return args
+    return tuple(cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+
+
+def _timer(on_gpu):
+    """A function timing one call: CUDA events on the GPU, perf_counter on the CPU."""
+    if not on_gpu:
+        def run(fn):
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        return run
+    from numba import cuda
+
+    def run(fn):
+        cuda.synchronize()
+        start, stop = cuda.event(), cuda.event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return cuda.event_elapsed_time(start, stop) / 1e3
+    return run
+
+
+def time_one(fn, repeats, on_gpu=False):
+    """(median seconds over ``repeats`` calls, seconds of the first call)."""
+    timer = _timer(on_gpu)
+    first = timer(fn)
+    times = [timer(fn) for _ in range(repeats)]
+    return statistics.median(times), first
+
+
+def implementations(backends):
+    """Name -> (callable factory, on_gpu) for the reference, each backend and the torchvision peers."""
+    import importlib
+
+    out = {"reference": (lambda name: WORKLOADS[name][2], False)}
+    for backend in backends:
+        def factory(name, backend=backend):
+            module = importlib.import_module(f"accelerated.{WORKLOADS[name][0]}")
+            fn = getattr(module, WORKLOADS[name][1])
+            return lambda *a, **kw: fn(*a, **kw, backend=backend)
+        out[backend] = (factory, backend in ("cupy", "numba-cuda"))
+    return out
+
+
+def _torchvision_peers():
+    """torchvision.ops.nms on CPU (and CUDA when present); None when torchvision is not importable."""
+    try:
+        import torch
+        import torchvision
+    except Exception:
+        return {}
+    peers = {"torchvision-cpu": ("cpu", False)}
+    if torch.cuda.is_available():
+        peers["torchvision-cuda"] = ("cuda", True)
+    return {name: (torchvision, torch, device, on_gpu) for name, (device, on_gpu) in peers.items()}
+
+
+def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, workloads=None, seed=0, log=print):
+    """Run the benchmark; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir``; return the records."""
+    backends = [b for b in (available_backends() if backends is None else backends) if b in available_backends()]
+    if cuda_simulated():
+        backends = [b for b in backends if b != "numba-cuda"]  # the simulator is for tests, not timing
+    names = list(workloads or WORKLOADS)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise ValueError(f"workloads must be among {list(WORKLOADS)}, got {unknown}")
+    repeats = repeats or (1 if quick else 5)
+    impls = implementations(backends)
+    peers = _torchvision_peers()
+    records = []
+    for name in names:
+        sweep = WORKLOADS[name][5] if quick else WORKLOADS[name][4]
+        for size in sweep:
+            rng = np.random.default_rng(seed)
+            args, kwargs = WORKLOADS[name][3](size, rng)
+            ref_median = None
+            for impl, (factory, on_gpu) in impls.items():
+                fn = factory(name)
+                dev_args = _to_device(args, impl)
+                reps = min(repeats, 3) if impl == "reference" else repeats
+                median, first = time_one(lambda: fn(*dev_args, **kwargs), reps, on_gpu)
+                rec = Record(name, size, impl, median, first, reps)
+                if impl == "reference":
+                    ref_median = median
+                rec.speedup = ref_median / median if ref_median else float("nan")
+                records.append(rec)
+                log(f"{name:<18} {size:>6} {impl:<18} median {median * 1e3:10.3f} ms  "
+                    f"first {first * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
+            if name == "nms":
+                for impl, (torchvision, torch, device, on_gpu) in peers.items():
+                    b = torch.as_tensor(args[0], device=device)
+                    s = torch.as_tensor(args[1], device=device)
+                    median, first = time_one(lambda: torchvision.ops.nms(b, s, args[2]), repeats, on_gpu)
+                    rec = Record(name, size, impl, median, first, repeats, ref_median / median)
+                    records.append(rec)
+                    log(f"{name:<18} {size:>6} {impl:<18} median {median * 1e3:10.3f} ms  "
+                        f"first {first * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
+    write(records, out_dir, quick=quick)
+    return records
+
+
+# --- reports ----------------------------------------------------------------------------------------------------
+
+
+def machine():
+    """What the figures were measured on."""
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "backends": list(available_backends()),
+    }
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except Exception:
+        pass
+    try:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        info["cuda_driver"] = cupy.cuda.runtime.driverGetVersion()
+        info["cupy"] = cupy.__version__
+    except Exception:
+        pass
+    return info
+
+
+def markdown(records, info):
+    """Tables of median times and speed-ups, one per workload."""
+    lines = [f"Measured {info['date']} on {info['platform']}, {info['cpu_count']} CPUs"
+             + (f", GPU {info['gpu']}" if "gpu" in info else ", no GPU") + ".", ""]
+    for name in dict.fromkeys(r.workload for r in records):
+        rows = [r for r in records if r.workload == name]
+        impls = list(dict.fromkeys(r.implementation for r in rows))
+        label = WORKLOADS[name][6]
+        lines += [f"### {name}", "", f"| {label} | " + " | ".join(impls) + " |",
+                  "|---:|" + "---:|" * len(impls)]
+        for size in dict.fromkeys(r.size for r in rows):
+            cells = []
+            for impl in impls:
+                r = next((r for r in rows if r.size == size and r.implementation == impl), None)
+                cells.append("" if r is None else f"{r.median_s * 1e3:.3f} ms" +
+                             ("" if impl == "reference" else f" (x{r.speedup:.1f})"))
+            lines.append(f"| {size} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(records, path):
+    """Log-log median time against size, one panel per workload, one line per implementation."""
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(r.workload for r in records))
+    cols = min(len(names), 3)
+    fig = Figure(figsize=(5 * cols, 3.8 * -(-len(names) // cols)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(-(-len(names) // cols), cols)).ravel()
+    for ax, name in zip(axes, names):
+        rows = [r for r in records if r.workload == name]
+        for impl in dict.fromkeys(r.implementation for r in rows):
+            pts = sorted((r.size, r.median_s) for r in rows if r.implementation == impl)
+            ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
+        ax.set_title(name)
+        ax.set_xlabel(WORKLOADS[name][6])
+        ax.set_ylabel("median time (s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
+    fig.savefig(path, dpi=100)
+
+
+def write(records, out_dir, *, quick):
+    os.makedirs(out_dir, exist_ok=True)
+    info = machine()
+    with open(os.path.join(out_dir, "bench.json"), "w") as f:
+        json.dump({"machine": info, "quick": quick, "records": [asdict(r) for r in records]}, f, indent=1)
+    with open(os.path.join(out_dir, "bench.md"), "w") as f:
+        f.write(markdown(records, info) + "\n")
+    plot(records, os.path.join(out_dir, "bench.png"))
