@@ -290,6 +290,7 @@ def markdown(records, info):
 def plot(records, path):
     """Log-log median time against size, one panel per workload, one line per implementation."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     names = list(dict.fromkeys(r.workload for r in records))
     cols = min(len(names), 3)
@@ -301,6 +302,7 @@ def plot(records, path):
             pts = sorted((r.size, r.median_s) for r in rows if r.implementation == impl)
             ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
         ax.set_title(name)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor ones collide
         ax.set_xlabel(WORKLOADS[name][6])
         ax.set_ylabel("median time (s)")
         ax.grid(True, which="both", alpha=0.3)
