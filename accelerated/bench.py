@@ -72,6 +72,13 @@ def assemble_backward_inputs(num_rois, rng):
     return (grad, _rois(rng, num_rois), shape), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
 
 
+def assemble_pk_inputs(num_rois, rng):
+    """P = k = 7 with ROI corners on the stride grid: where torchvision's ps_roi_pool computes what we compute."""
+    (maps, rois), kwargs = assemble_inputs(num_rois, rng)
+    rois[:, 1:] = np.round(rois[:, 1:] / STRIDE) * STRIDE
+    return (maps, rois), dict(kwargs, output_size=K)
+
+
 def nms_inputs(num_boxes, rng):
     return (_boxes(rng, num_boxes), rng.random(num_boxes, dtype=np.float32), 0.7), {}
 
@@ -105,6 +112,7 @@ WORKLOADS = {
     "assemble": ("assemble", "ps_assemble", ref_assemble, assemble_inputs, (10, 30, 100, 300), (4,), "ROIs"),
     "assemble_backward": ("assemble", "ps_assemble_backward", ref_assemble_backward, assemble_backward_inputs,
                           (10, 30, 100, 300), (4,), "ROIs"),
+    "assemble_pk": ("assemble", "ps_assemble", ref_assemble, assemble_pk_inputs, (10, 30, 100, 300), (4,), "ROIs"),
     "nms": ("nms", "nms", ref_nms, nms_inputs, (300, 1000, 3000, 6000), (64,), "boxes"),
     "batched_nms": ("nms", "batched_nms", ref_batched_nms, batched_nms_inputs, (75, 150, 300, 600), (8,),
                     "ROIs x 80 classes"),
@@ -113,7 +121,7 @@ WORKLOADS = {
 }
 
 #: The FCIS-COCO point of each workload, the one the speed targets are about.
-FCIS_COCO = {"assemble": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600, "paste": 100,
+FCIS_COCO = {"assemble": 300, "assemble_pk": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600, "paste": 100,
              "voting": 600}
 
 
@@ -178,16 +186,32 @@ def implementations(backends):
 
 
 def _torchvision_peers():
-    """torchvision.ops.nms on CPU (and CUDA when present); None when torchvision is not importable."""
+    """``{name: (torch, torchvision, device, on_gpu)}`` for CPU (and CUDA when present); empty without torchvision."""
     try:
         import torch
         import torchvision
     except Exception:
         return {}
-    peers = {"torchvision-cpu": ("cpu", False)}
+    peers = {"torchvision-cpu": (torch, torchvision, "cpu", False)}
     if torch.cuda.is_available():
-        peers["torchvision-cuda"] = ("cuda", True)
-    return {name: (torchvision, torch, device, on_gpu) for name, (device, on_gpu) in peers.items()}
+        peers["torchvision-cuda"] = (torch, torchvision, "cuda", True)
+    return peers
+
+
+def _peer_call(name, args, kwargs, torch, torchvision, device):
+    """A no-argument call of torchvision's counterpart of workload ``name``, or None where it has none."""
+    if name == "nms":
+        boxes, scores = (torch.as_tensor(a, device=device) for a in args[:2])
+        return lambda: torchvision.ops.nms(boxes, scores, args[2])
+    if name == "assemble_pk":
+        maps, rois = (torch.as_tensor(a, device=device) for a in args)
+        return lambda: torchvision.ops.ps_roi_pool(maps, rois, kwargs["output_size"], kwargs["spatial_scale"])
+    return None
+
+
+def _log(log, rec):
+    log(f"{rec.workload:<18} {rec.size:>6} {rec.implementation:<18} median {rec.median_s * 1e3:10.3f} ms  "
+        f"first {rec.first_call_s * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
 
 
 def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, workloads=None, seed=0, log=print):
@@ -219,17 +243,19 @@ def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, worklo
                     ref_median = median
                 rec.speedup = ref_median / median if ref_median else float("nan")
                 records.append(rec)
-                log(f"{name:<18} {size:>6} {impl:<18} median {median * 1e3:10.3f} ms  "
-                    f"first {first * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
-            if name == "nms":
-                for impl, (torchvision, torch, device, on_gpu) in peers.items():
-                    b = torch.as_tensor(args[0], device=device)
-                    s = torch.as_tensor(args[1], device=device)
-                    median, first = time_one(lambda: torchvision.ops.nms(b, s, args[2]), repeats, on_gpu)
-                    rec = Record(name, size, impl, median, first, repeats, ref_median / median)
-                    records.append(rec)
-                    log(f"{name:<18} {size:>6} {impl:<18} median {median * 1e3:10.3f} ms  "
-                        f"first {first * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
+                _log(log, rec)
+            for impl, (torch, torchvision, device, on_gpu) in peers.items():
+                try:
+                    call = _peer_call(name, args, kwargs, torch, torchvision, device)
+                    if call is None:
+                        continue
+                    median, first = time_one(call, repeats, on_gpu)
+                except Exception as exc:  # a peer that fails is reported, never fatal
+                    log(f"{name:<18} {size:>6} {impl:<18} failed: {exc}")
+                    continue
+                rec = Record(name, size, impl, median, first, repeats, ref_median / median)
+                records.append(rec)
+                _log(log, rec)
     write(records, out_dir, quick=quick)
     return records
 
