@@ -1,12 +1,31 @@
-r"""Evaluation of instance masks.
+r"""Evaluation of instance masks: COCO mask and box AP through pycocotools, and the SBD :math:`mAP^r` of the paper.
 
-For now, the mask IoU that matches detections to ground truth; COCO mask AP and the SBD mAP^r of the paper come
-with step 3 of the roadmap.
+Two metric families, as in Li et al., CVPR 2017, Sec. 4: COCO's AP averaged over IoU thresholds 0.5:0.95 (with
+AP50, AP75 and AP for small, medium and large objects), computed by ``pycocotools.cocoeval.COCOeval`` on results in
+COCO's format (:func:`detections_to_coco`, :func:`evaluate_coco`); and the :math:`mAP^r` at mask IoU 0.5 and 0.7 of
+Hariharan et al.'s SDS, used on SBD (the paper's Tables 1-3), written out in NumPy (:func:`evaluate_sds`).  The
+latter matches by :func:`mask_iou`, which agrees exactly with ``pycocotools.mask.iou``, the IoU of ``COCOeval``.
 """
 
-import numpy as np
+import contextlib
+import copy
+import io
+import math
+import numbers
+import os
+from collections.abc import Mapping
 
-from ._checks import as_array
+import numpy as np
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from ._checks import as_array, as_boxes, as_int, as_labels, as_probability
+
+#: Names of ``COCOeval.stats[0:6]``: AP at IoU 0.5:0.95, at 0.5, at 0.75, and for small, medium, large objects.
+COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+#: The iou types :func:`evaluate_coco` knows.
+IOU_TYPES = ("segm", "bbox")
 
 
 def mask_iou(masks_a, masks_b):
@@ -22,6 +41,12 @@ def mask_iou(masks_a, masks_b):
     iou : (D, G) float64 ndarray
         ``|a & b| / |a | b|``; 0 where both masks are empty.
 
+    Notes
+    -----
+    Both counts are exact integers in float64 and the quotient is rounded once, so the result equals
+    ``pycocotools.mask.iou(encode(a), encode(b), iscrowd=[0] * G)`` bit for bit, including 0 for two empty masks.
+    (pycocotools returns a list ``[]`` rather than a ``(D, 0)`` array when either side is empty.)
+
     Examples
     --------
     >>> a = np.zeros((1, 2, 4), bool); a[0, :, :2] = True    # 4 pixels
@@ -33,9 +58,386 @@ def mask_iou(masks_a, masks_b):
     b = as_array("masks_b", masks_b, ndim=3, dtype=bool)
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"masks_a and masks_b must have the same (H, W), got {a.shape[1:]} and {b.shape[1:]}")
-    fa = a.reshape(len(a), -1).astype(np.float64)  # (D, H*W)
-    fb = b.reshape(len(b), -1).astype(np.float64)  # (G, H*W)
+    fa = a.reshape(len(a), math.prod(a.shape[1:])).astype(np.float64)  # (D, H*W), also for D = 0
+    fb = b.reshape(len(b), math.prod(b.shape[1:])).astype(np.float64)  # (G, H*W)
     inter = fa @ fb.T
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def detections_to_coco(detections, image_id, category_ids):
+    """The detections of one image as a COCO results list.
+
+    Parameters
+    ----------
+    detections : Detections
+        Or any object with ``boxes`` (D, 4) half-open, ``scores`` (D,), ``labels`` (D,) int in ``1 .. C-1`` and
+        ``masks`` (D, H, W) bool.
+    image_id : int
+        The COCO image id.
+    category_ids : sequence or mapping
+        Our label -> COCO category id: ``category_ids[label]``.  A sequence or array is indexed by label (entry 0,
+        the background, is never read: labels must be >= 1); a mapping needs a key for every label present.
+
+    Returns
+    -------
+    results : list of dict
+        One per detection, in order: ``{"image_id", "category_id", "segmentation", "bbox", "score"}``, with the
+        mask as compressed RLE (``{"size": [H, W], "counts": str}``, ``pycocotools.mask.encode``) and the box as
+        ``[x1, y1, x2 - x1, y2 - y1]`` (COCO's ``[x, y, w, h]`` is half-open too).  Plain Python numbers, ready for
+        ``json.dump``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> masks = np.zeros((1, 2, 3), bool); masks[0, :, 1] = True  # column-major runs: 2 off, 2 on, 2 off
+    >>> det = SimpleNamespace(boxes=[[1, 0, 2, 2]], scores=[0.75], labels=[1], masks=masks)
+    >>> detections_to_coco(det, 7, category_ids=[None, 42])
+    [{'image_id': 7, 'category_id': 42, 'segmentation': {'size': [2, 3], 'counts': '222'},
+      'bbox': [1.0, 0.0, 1.0, 2.0], 'score': 0.75}]
+    """
+    masks = as_array("detections.masks", detections.masks, ndim=3, dtype=bool)
+    num = masks.shape[0]
+    boxes = np.asarray(detections.boxes)
+    boxes = as_boxes("detections.boxes", boxes.reshape(0, 4) if boxes.size == 0 else boxes)
+    if boxes.shape[0] != num:
+        raise ValueError(f"detections.boxes must have shape ({num}, 4) to match the masks, got {boxes.shape}")
+    scores = as_array("detections.scores", detections.scores, ndim=1, dtype=np.float64)
+    if scores.shape != (num,):
+        raise ValueError(f"detections.scores must have shape ({num},) to match the masks, got {scores.shape}")
+    labels = _as_class_labels("detections.labels", detections.labels, num)
+    image_id = as_int("image_id", image_id)
+    categories = [_category_id(category_ids, int(c)) for c in labels]
+    if num == 0:
+        return []
+    rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))  # wants (H, W, D)
+    xywh = boxes.astype(np.float64)
+    xywh[:, 2:] -= xywh[:, :2]  # (x1, y1, x2, y2) -> (x, y, w, h), exact for float32 inputs
+    return [
+        {
+            "image_id": image_id,
+            "category_id": categories[d],
+            "segmentation": {"size": [int(s) for s in rles[d]["size"]], "counts": rles[d]["counts"].decode("ascii")},
+            "bbox": [float(v) for v in xywh[d]],
+            "score": float(scores[d]),
+        }
+        for d in range(num)
+    ]
+
+
+def _category_id(category_ids, label):
+    if isinstance(category_ids, Mapping):
+        if label not in category_ids:
+            raise ValueError(f"category_ids has no entry for label {label}")
+        value = category_ids[label]
+    else:
+        try:
+            value = category_ids[label] if 0 <= label < len(category_ids) else None
+        except TypeError:
+            kind = type(category_ids).__name__
+            raise TypeError(f"category_ids must be a sequence or a mapping, got {kind}") from None
+        if value is None:
+            raise ValueError(f"category_ids has no entry for label {label}")
+    return as_int(f"category_ids[{label}]", value)
+
+
+def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verbose=False):
+    """COCO AP of results against a COCO-format ground truth, through ``pycocotools.cocoeval.COCOeval``.
+
+    Parameters
+    ----------
+    results : list of dict
+        COCO results (:func:`detections_to_coco`), possibly empty.  Not modified.
+    coco_gt : pycocotools.coco.COCO, path to an ``instances.json``, or the dict such a file holds
+        A dict is copied; a COCO object is used as is (``COCOeval`` adds an ``"ignore"`` key to its annotations
+        and, for ``"segm"``, turns their polygons into RLE, as it always does).
+    iou_types : sequence of {"segm", "bbox"}
+    image_ids : sequence of int, optional
+        Evaluate on these images of ``coco_gt`` only (default: all of them).
+    verbose : bool
+        Let pycocotools print its progress and summary tables (silent otherwise).
+
+    Returns
+    -------
+    metrics : dict
+        ``{iou_type: {"AP", "AP50", "AP75", "APs", "APm", "APl"}}``: ``COCOeval.stats[0:6]`` as floats in
+        ``[0, 1]``, at most 100 detections per image.  pycocotools' ``-1`` ("no ground truth in this area range")
+        becomes ``nan``.
+
+    Notes
+    -----
+    For ``"segm"`` the results are evaluated without their ``"bbox"`` key: given one, ``COCO.loadRes`` takes the
+    box area as the detection's area, and small / medium / large would mean box sizes rather than mask sizes
+    (Detectron2 does the same).  For ``"bbox"`` a result without one gets its mask's tight box.  An empty
+    ``results`` gives AP 0 for every range that holds ground truth (``loadRes`` cannot read an empty list; an empty
+    result set is built instead).  ``COCOeval``'s precision is ``tp / (tp + fp + np.spacing(1))``, so a perfect
+    AP comes out as ``1 - 2**-52`` or so, not 1.
+
+    Examples
+    --------
+    >>> rle = {"size": [2, 3], "counts": "222"}  # one column of 2 pixels: an object of area 2, small
+    >>> gt = {"images": [{"id": 1, "height": 2, "width": 3}], "categories": [{"id": 5, "name": "dot"}],
+    ...       "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "segmentation": rle, "area": 2,
+    ...                        "bbox": [1, 0, 1, 2], "iscrowd": 0}]}
+    >>> perfect = [{"image_id": 1, "category_id": 5, "segmentation": rle, "bbox": [1, 0, 1, 2], "score": 0.9}]
+    >>> {k: round(v, 9) for k, v in evaluate_coco(perfect, gt)["segm"].items()}  # no medium or large objects: nan
+    {'AP': 1.0, 'AP50': 1.0, 'AP75': 1.0, 'APs': 1.0, 'APm': nan, 'APl': nan}
+    >>> evaluate_coco([], gt, iou_types=["bbox"])["bbox"]["AP"]
+    0.0
+    """
+    iou_types = _as_iou_types(iou_types)
+    with _quiet(verbose):
+        gt = _as_coco(coco_gt)
+    known = set(gt.getImgIds())
+    if not known:
+        raise ValueError("coco_gt must hold at least one image")
+    if image_ids is None:
+        image_ids = sorted(known)
+    else:
+        if isinstance(image_ids, (str, bytes)) or not hasattr(image_ids, "__iter__"):
+            raise TypeError(f"image_ids must be a sequence of ints, got {type(image_ids).__name__}")
+        image_ids = sorted({as_int("image_ids", i) for i in image_ids})
+        if not image_ids or not set(image_ids) <= known:
+            raise ValueError(f"image_ids must be a non-empty subset of the images of coco_gt, got {image_ids[:10]}")
+    results = _as_results(results, known, iou_types)
+
+    metrics = {}
+    for iou_type in iou_types:
+        # loadRes writes into every result dict: give it copies; for "segm" without "bbox", for "bbox" with one
+        if iou_type == "segm":
+            own = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+        else:
+            own = [{**r, "bbox": r.get("bbox") or _rle_box(r["segmentation"])} for r in results]
+        with _quiet(verbose):
+            dt = gt.loadRes(own) if own else _empty_results(gt)
+            ev = COCOeval(gt, dt, iouType=iou_type)
+            ev.params.imgIds = image_ids
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        metrics[iou_type] = {name: float(v) if v >= 0 else math.nan for name, v in zip(COCO_METRICS, ev.stats[:6])}
+    return metrics
+
+
+def _quiet(verbose):
+    """pycocotools prints its progress on stdout: swallow it unless ``verbose``."""
+    return contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+
+
+def _as_coco(coco_gt):
+    if isinstance(coco_gt, COCO):
+        return coco_gt
+    if isinstance(coco_gt, (str, os.PathLike)):
+        return COCO(os.fspath(coco_gt))
+    if isinstance(coco_gt, Mapping):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(dict(coco_gt))  # COCOeval writes into the annotations it evaluates
+        gt.createIndex()
+        return gt
+    raise TypeError(f"coco_gt must be a pycocotools COCO, a path or a dict, got {type(coco_gt).__name__}")
+
+
+def _as_iou_types(iou_types):
+    if not isinstance(iou_types, str) and not hasattr(iou_types, "__iter__"):
+        raise TypeError(f"iou_types must be a sequence of {IOU_TYPES}, got {type(iou_types).__name__}")
+    iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
+    if not iou_types or any(t not in IOU_TYPES for t in iou_types):
+        raise ValueError(f"iou_types must be a non-empty sequence of {IOU_TYPES}, got {iou_types!r}")
+    return iou_types
+
+
+def _as_results(results, known_image_ids, iou_types):
+    if isinstance(results, (str, bytes, Mapping)) or not hasattr(results, "__iter__"):
+        raise TypeError(f"results must be a list of dicts, got {type(results).__name__}")
+    results = list(results)
+    needs = {"segm": "segmentation", "bbox": "bbox"}
+    for i, r in enumerate(results):
+        if not isinstance(r, Mapping):
+            raise TypeError(f"results[{i}] must be a dict, got {type(r).__name__}")
+        missing = [k for k in ("image_id", "category_id", "score") if k not in r]
+        missing += [needs[t] for t in iou_types if needs[t] not in r and not (t == "bbox" and "segmentation" in r)]
+        if missing:
+            raise ValueError(f"results[{i}] lacks {missing}")
+        if r["image_id"] not in known_image_ids:
+            raise ValueError(f"results[{i}] has image_id {r['image_id']!r}, which coco_gt does not hold")
+    return results
+
+
+def _rle_box(rle):
+    """``[x, y, w, h]`` of a compressed RLE: its tight box."""
+    return [float(v) for v in mask_util.toBbox(rle)]
+
+
+def _empty_results(gt):
+    """A result set with no detections: what ``gt.loadRes([])`` would be if it did not fail."""
+    dt = COCO()
+    dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset.get("categories", [])),
+                  "annotations": []}
+    dt.createIndex()
+    return dt
+
+
+def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_metric=True):
+    r"""The SDS :math:`mAP^r` (Hariharan et al., ECCV 2014) over a set of images, as in the FCIS paper on SBD.
+
+    Parameters
+    ----------
+    detections : sequence of Detections
+        One per image; any objects with ``masks`` (D, H, W) bool, ``labels`` (D,) int >= 1 and ``scores`` (D,).
+    ground_truth : sequence of Scene
+        One per image; any objects with ``masks`` (G, H, W) bool and ``labels`` (G,) int >= 1.
+    iou_thresholds : sequence of float in [0, 1]
+        A detection is a true positive when its mask IoU with a ground-truth instance is ``>=`` the threshold.
+    use_07_metric : bool
+        VOC 2007's 11-point AP (the official FCIS code's choice), else the area under the precision envelope.
+
+    Returns
+    -------
+    metrics : dict
+        ``"mAP@{t:g}"`` per threshold (``"mAP@0.5"``, ``"mAP@0.7"``): the mean AP over the classes with ground
+        truth (``nan`` if none has); ``"per_class"``: ``{t: {label: AP}}`` (float keys ``t`` as given), for every
+        label found in ``detections`` or ``ground_truth``, ``nan`` for a label without ground truth.
+
+    Notes
+    -----
+    The FCIS paper reports this metric at IoU 0.5 and 0.7 on SBD's VOC 2012 validation images (Li et al.,
+    CVPR 2017, Sec. 4, Tables 1-3).  Per class ``c`` and threshold ``t``:
+
+    1. The predictions of class ``c`` over all images, by descending score.  The sort is stable: equal scores
+       keep image order, then detection order within the image.
+    2. In that order each prediction takes, among the **still unmatched** ground-truth instances of class ``c``
+       in its image, the one of highest mask IoU (:func:`mask_iou`; equal IoUs: the lowest index).  It is a true
+       positive if that IoU is ``>= t``, and the instance is then matched; otherwise (or with no instance left)
+       a false positive.
+    3. After ``n`` predictions, :math:`\text{prec}_n = TP_n / n` and :math:`\text{rec}_n = TP_n / N_c`
+       (:math:`N_c` ground-truth instances of class ``c``).
+    4. VOC07: :math:`AP = \frac{1}{11} \sum_{r \in \{0, 0.1, \dots, 1\}} \max_{\text{rec}_n \ge r} \text{prec}_n`
+       (0 where no prediction reaches ``r``); the ``r`` are computed as ``k / 10``, so a recall of exactly 3/10
+       counts at ``r = 0.3``.  Otherwise :math:`AP = \sum_n (\text{rec}_n - \text{rec}_{n-1}) \max_{m \ge n}
+       \text{prec}_m`, with :math:`\text{rec}_0 = 0`.
+
+    The official FCIS code (``voc_eval_sds`` in ``lib/dataset/pascal_voc_eval.py``, after MNC) also counts
+    ``IoU >= t``, but differs in three places: it takes the best-overlapping instance among *all* of the class's
+    instances in the image and counts the prediction a false positive when that one is already matched (the VOC
+    devkit's rule; step 2 here is COCO's); its sort, ``np.argsort(-scores)``, is not stable; and its recall levels
+    come from ``np.arange(0, 1.1, 0.1)``, which puts ``r = 0.3`` at 0.30000000000000004.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> gt_mask = np.zeros((1, 2, 2), bool); gt_mask[0, 0] = True              # top row: 2 pixels
+    >>> gt = SimpleNamespace(masks=gt_mask, labels=[1])
+    >>> det = SimpleNamespace(masks=np.ones((2, 2, 2), bool), labels=[1, 1], scores=[0.9, 0.8])
+    >>> m = evaluate_sds([det], [gt])  # IoU 2/4: a tp at 0.5 then a duplicate; nothing at 0.7
+    >>> m["mAP@0.5"], m["mAP@0.7"], m["per_class"]
+    (1.0, 0.0, {0.5: {1: 1.0}, 0.7: {1: 0.0}})
+    """
+    images = _sds_images(detections, ground_truth)
+    thresholds = _as_thresholds(iou_thresholds)
+    if not isinstance(use_07_metric, (bool, np.bool_)):
+        raise TypeError(f"use_07_metric must be a bool, got {type(use_07_metric).__name__}")
+    ious = [mask_iou(det_masks, gt_masks) for det_masks, _, _, gt_masks, _ in images]  # (D_i, G_i) per image
+    classes = sorted({int(c) for _, det_labels, _, _, gt_labels in images for c in (*det_labels, *gt_labels)})
+
+    per_class = {t: {} for t in thresholds}
+    for c in classes:
+        # the predictions of class c in image order, then detection order: (image, detection, score)
+        owner = [(i, j, scores[j]) for i, (_, labels, scores, _, _) in enumerate(images)
+                 for j in np.flatnonzero(labels == c)]
+        order = np.argsort([-s for _, _, s in owner], kind="stable")  # descending score, ties keep that order
+        ranked = [owner[k][:2] for k in order]
+        num_gt = sum(int((gt_labels == c).sum()) for *_, gt_labels in images)
+        for t in thresholds:
+            tp = _match(ranked, ious, [gt_labels == c for *_, gt_labels in images], t)
+            per_class[t][c] = _average_precision(tp, num_gt, use_07_metric)
+
+    metrics = {}
+    for t in thresholds:
+        defined = [ap for ap in per_class[t].values() if not math.isnan(ap)]
+        metrics[f"mAP@{t:g}"] = sum(defined) / len(defined) if defined else math.nan
+    metrics["per_class"] = per_class
+    return metrics
+
+
+def _match(ranked, ious, is_class, threshold):
+    """(n,) bool: whether each ranked prediction ``(image, detection)`` is a true positive."""
+    matched = [np.zeros(len(m), bool) for m in is_class]  # per image, per ground-truth instance
+    tp = np.zeros(len(ranked), bool)
+    for n, (i, j) in enumerate(ranked):
+        free = is_class[i] & ~matched[i]
+        if not free.any():
+            continue
+        iou = np.where(free, ious[i][j], -1.0)  # (G_i,): taken or other-class instances never win
+        g = int(np.argmax(iou))  # the first of equal IoUs
+        if iou[g] >= threshold:
+            tp[n] = True
+            matched[i][g] = True
+    return tp
+
+
+def _average_precision(tp, num_gt, use_07_metric):
+    """AP of one class from its ranked true-positive flags; nan without ground truth."""
+    if num_gt == 0:
+        return math.nan
+    tp_count = np.cumsum(tp)  # (n,)
+    recall = tp_count / num_gt
+    precision = tp_count / np.arange(1, len(tp) + 1)
+    if use_07_metric:
+        total = 0.0
+        for k in range(11):
+            reached = recall >= k / 10
+            total += float(precision[reached].max()) if reached.any() else 0.0
+        return total / 11
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # (n,): best precision at this recall or beyond
+    steps = np.diff(recall, prepend=0.0)  # (n,): recall gained by each prediction
+    return float(np.sum(steps * envelope))
+
+
+def _sds_images(detections, ground_truth):
+    """Per image ``(det_masks, det_labels, det_scores, gt_masks, gt_labels)``, validated."""
+    detections, ground_truth = list(detections), list(ground_truth)
+    if len(detections) != len(ground_truth):
+        raise ValueError(f"detections and ground_truth must have one entry per image, got {len(detections)} "
+                         f"and {len(ground_truth)}")
+    images = []
+    for i, (det, gt) in enumerate(zip(detections, ground_truth)):
+        for name, obj, attrs in ((f"detections[{i}]", det, ("masks", "labels", "scores")),
+                                 (f"ground_truth[{i}]", gt, ("masks", "labels"))):
+            if not all(hasattr(obj, a) for a in attrs):
+                raise TypeError(f"{name} must have attributes {', '.join(attrs)}")
+        det_masks = as_array(f"detections[{i}].masks", det.masks, ndim=3, dtype=bool)
+        gt_masks = as_array(f"ground_truth[{i}].masks", gt.masks, ndim=3, dtype=bool)
+        if det_masks.shape[1:] != gt_masks.shape[1:]:
+            raise ValueError(f"detections[{i}].masks and ground_truth[{i}].masks must have the same (H, W), got "
+                             f"{det_masks.shape[1:]} and {gt_masks.shape[1:]}")
+        det_labels = _as_class_labels(f"detections[{i}].labels", det.labels, det_masks.shape[0])
+        gt_labels = _as_class_labels(f"ground_truth[{i}].labels", gt.labels, gt_masks.shape[0])
+        scores = as_array(f"detections[{i}].scores", det.scores, ndim=1, dtype=np.float64)
+        if scores.shape != det_labels.shape:
+            raise ValueError(f"detections[{i}].scores must have shape {det_labels.shape} to match the masks, "
+                             f"got {scores.shape}")
+        images.append((det_masks, det_labels, scores, gt_masks, gt_labels))
+    return images
+
+
+def _as_class_labels(name, labels, length):
+    labels = as_labels(name, _empty_as_int(labels), length)
+    if (labels < 1).any():
+        raise ValueError(f"{name} must be >= 1 (0 is background)")
+    return labels
+
+
+def _empty_as_int(labels):
+    """An empty label list such as ``[]`` (float64 to NumPy) is an empty int64 array; anything else unchanged."""
+    arr = np.asarray(labels)
+    return arr.astype(np.int64) if arr.size == 0 and arr.dtype == np.float64 else labels
+
+
+def _as_thresholds(iou_thresholds):
+    if isinstance(iou_thresholds, numbers.Real):
+        iou_thresholds = (iou_thresholds,)
+    thresholds = tuple(as_probability("iou_thresholds", t) for t in iou_thresholds)
+    if not thresholds:
+        raise ValueError("iou_thresholds must hold at least one threshold")
+    return thresholds

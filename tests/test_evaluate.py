@@ -1,0 +1,504 @@
+"""Evaluation: mask IoU against pycocotools, COCO results and COCO AP, and the SDS mAP^r, hand-worked."""
+
+import copy
+import json
+import math
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from pycocotools import mask as mask_util
+from pycocotools.coco import COCO
+
+from reference.boxes import tight_boxes
+from reference.evaluate import COCO_METRICS, detections_to_coco, evaluate_coco, evaluate_sds, mask_iou
+from reference.shapes import make_scene
+from reference.voting import Detections
+
+
+def encode(masks):
+    """(n, H, W) bool -> list of pycocotools RLEs."""
+    return mask_util.encode(np.asfortranarray(np.asarray(masks, bool).transpose(1, 2, 0).astype(np.uint8)))
+
+
+def decode(rle):
+    """One RLE -> (H, W) bool.  pycocotools' decode trips NumPy 2's ``__array__(copy=...)`` deprecation: only that
+    warning is silenced, here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning)
+        return mask_util.decode(rle).astype(bool)
+
+
+def strip(h, w, *spans):
+    """(len(spans), h, w) bool: mask k holds columns [start, stop) of every row."""
+    masks = np.zeros((len(spans), h, w), bool)
+    for k, (start, stop) in enumerate(spans):
+        masks[k, :, start:stop] = True
+    return masks
+
+
+def det(masks, labels, scores):
+    return SimpleNamespace(masks=np.asarray(masks, bool), labels=np.asarray(labels, np.int64),
+                           scores=np.asarray(scores, np.float64))
+
+
+def gt(masks, labels):
+    return SimpleNamespace(masks=np.asarray(masks, bool), labels=np.asarray(labels, np.int64))
+
+
+# ------------------------------------------------------------------------------------------------ mask_iou
+
+
+@st.composite
+def mask_pairs(draw):
+    """(D, H, W) and (G, H, W) small bool masks, D, G >= 1; empty and full masks are common."""
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    a = draw(hnp.arrays(bool, (draw(st.integers(1, 4)), h, w)))
+    b = draw(hnp.arrays(bool, (draw(st.integers(1, 4)), h, w)))
+    return a, b
+
+
+@given(mask_pairs())
+def test_mask_iou_equals_pycocotools_exactly(pair):
+    """mask_iou equals pycocotools.mask.iou(dt=a, gt=b, iscrowd=0) bit for bit, empty masks included."""
+    a, b = pair
+    theirs = mask_util.iou(encode(a), encode(b), [0] * len(b))  # (D, G): dt first, gt second
+    ours = mask_iou(a, b)
+    assert ours.dtype == np.float64
+    np.testing.assert_array_equal(ours, np.asarray(theirs, np.float64))
+
+
+def test_mask_iou_equals_pycocotools_on_scenes():
+    """Exact agreement on full-size scene masks: visible against full masks, IoUs far from 0 and 1."""
+    for seed in range(3):
+        scene = make_scene(seed)
+        theirs = mask_util.iou(encode(scene.masks), encode(scene.full_masks), [0] * len(scene.labels))
+        np.testing.assert_array_equal(mask_iou(scene.masks, scene.full_masks), np.asarray(theirs, np.float64))
+
+
+def test_mask_iou_empty_masks_hand_worked():
+    """Two empty masks have IoU 0 in both implementations; so do boxes that overlap while masks do not."""
+    a = np.zeros((2, 3, 3), bool)
+    a[1, 0, 0] = a[1, 2, 2] = True  # a diagonal pair: its box covers the whole image
+    b = np.zeros((2, 3, 3), bool)
+    b[1, 0, 2] = b[1, 2, 0] = True  # the other diagonal pair: same box, no shared pixel
+    # empty vs empty 0; empty vs 2 pixels 0/2 = 0; the two diagonals share nothing: 0
+    expected = np.zeros((2, 2))
+    np.testing.assert_array_equal(mask_iou(a, b), expected)
+    np.testing.assert_array_equal(mask_util.iou(encode(a), encode(b), [0, 0]), expected)
+
+
+def test_mask_iou_empty_sets():
+    """An empty side gives a (D, 0) or (0, G) array (pycocotools returns a list [] there)."""
+    a = strip(2, 4, (0, 2))
+    assert mask_iou(a, np.zeros((0, 2, 4), bool)).shape == (1, 0)
+    assert mask_iou(np.zeros((0, 2, 4), bool), a).shape == (0, 1)
+    assert mask_util.iou(encode(a), [], []) == []
+
+
+def test_mask_iou_bad_input():
+    """Different image sizes or ranks are rejected, naming the argument."""
+    with pytest.raises(ValueError, match="same"):
+        mask_iou(np.zeros((1, 2, 3), bool), np.zeros((1, 2, 4), bool))
+    with pytest.raises(ValueError, match="masks_b"):
+        mask_iou(np.zeros((1, 2, 3), bool), np.zeros((2, 3), bool))
+
+
+# ------------------------------------------------------------------------------------------------ detections_to_coco
+
+
+@st.composite
+def detections(draw):
+    """Detections of one small image: non-empty masks, tight boxes, labels 1..3."""
+    h, w, n = draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(0, 5))
+    masks = draw(hnp.arrays(bool, (n, h, w)))
+    masks[:, 0, 0] |= ~masks.any(axis=(1, 2))  # never empty, as voting guarantees
+    labels = draw(hnp.arrays(np.int64, (n,), elements=st.integers(1, 3)))
+    scores = draw(hnp.arrays(np.float32, (n,), elements=st.floats(0, 1, width=32)))
+    return Detections(boxes=tight_boxes(masks), scores=scores, labels=labels, masks=masks,
+                      rois=np.arange(n, dtype=np.int64))
+
+
+@given(detections())
+def test_detections_to_coco_round_trip(d):
+    """Decoding each RLE gives the mask back; bbox is the half-open box as (x, y, w, h), equal to COCO's toBbox."""
+    category_ids = [None, 10, 20, 30]
+    results = detections_to_coco(d, 3, category_ids)
+    assert len(results) == len(d)
+    assert json.loads(json.dumps(results)) == results  # plain Python numbers and strings
+    for k, r in enumerate(results):
+        assert r["image_id"] == 3 and r["category_id"] == 10 * d.labels[k] and r["score"] == d.scores[k]
+        np.testing.assert_array_equal(decode(r["segmentation"]), d.masks[k])
+        x1, y1, x2, y2 = d.boxes[k]
+        assert r["bbox"] == [x1, y1, x2 - x1, y2 - y1]
+        np.testing.assert_array_equal(mask_util.toBbox(r["segmentation"]), r["bbox"])
+    assert detections_to_coco(d, 3, {1: 10, 2: 20, 3: 30}) == results  # a mapping gives the same
+    assert detections_to_coco(d, 3, np.array([-1, 10, 20, 30])) == results  # and an array, background -1
+
+
+def test_detections_to_coco_hand_worked():
+    """Column-major runs: a 2 x 3 mask with its middle column set is 2 off, 2 on, 2 off."""
+    masks = strip(2, 3, (1, 2), (0, 3))  # second mask: all 6 pixels -> runs 0 off, 6 on
+    d = SimpleNamespace(boxes=[[1, 0, 2, 2], [0, 0, 3, 2]], scores=[0.5, 0.25], labels=[2, 1], masks=masks)
+    results = detections_to_coco(d, 1, {1: 7, 2: 9})
+    assert [r["segmentation"]["counts"] for r in results] == ["222", "06"]
+    assert [r["bbox"] for r in results] == [[1.0, 0.0, 1.0, 2.0], [0.0, 0.0, 3.0, 2.0]]
+    assert [r["category_id"] for r in results] == [9, 7]
+    assert [r["score"] for r in results] == [0.5, 0.25]
+
+
+def test_detections_to_coco_empty():
+    """No detections, no results."""
+    d = SimpleNamespace(boxes=np.zeros((0, 4)), scores=[], labels=[], masks=np.zeros((0, 4, 5), bool))
+    assert detections_to_coco(d, 1, [None, 1]) == []
+
+
+def test_detections_to_coco_bad_input():
+    """Unknown labels, wrong shapes and wrong types are rejected, naming the argument."""
+    d = SimpleNamespace(boxes=[[1, 0, 2, 2]], scores=[0.5], labels=[2], masks=strip(2, 3, (1, 2)))
+    with pytest.raises(ValueError, match="category_ids has no entry for label 2"):
+        detections_to_coco(d, 1, {1: 7})
+    with pytest.raises(ValueError, match="category_ids has no entry for label 2"):
+        detections_to_coco(d, 1, [None, 7])
+    with pytest.raises(TypeError, match="category_ids"):
+        detections_to_coco(d, 1, 7)
+    with pytest.raises(TypeError, match="category_ids\\[2\\]"):
+        detections_to_coco(d, 1, {2: 7.5})
+    with pytest.raises(ValueError, match="detections.labels must be >= 1"):
+        detections_to_coco(SimpleNamespace(**{**vars(d), "labels": [0]}), 1, [7, 8])
+    with pytest.raises(TypeError, match="image_id"):
+        detections_to_coco(d, 1.0, {2: 7})
+    with pytest.raises(ValueError, match="detections.boxes"):
+        detections_to_coco(SimpleNamespace(**{**vars(d), "boxes": [[1, 0, 2, 2]] * 2}), 1, {2: 7})
+    with pytest.raises(ValueError, match="detections.boxes"):
+        detections_to_coco(SimpleNamespace(**{**vars(d), "boxes": [[2, 0, 1, 2]]}), 1, {2: 7})
+    with pytest.raises(ValueError, match="detections.scores"):
+        detections_to_coco(SimpleNamespace(**{**vars(d), "scores": [0.5, 0.4]}), 1, {2: 7})
+    with pytest.raises(ValueError, match="detections.masks"):
+        detections_to_coco(SimpleNamespace(**{**vars(d), "masks": np.ones((2, 3), bool)}), 1, {2: 7})
+
+
+# ------------------------------------------------------------------------------------------------ evaluate_coco
+
+
+def square(h, w, x, y, side):
+    m = np.zeros((h, w), bool)
+    m[y : y + side, x : x + side] = True
+    return m
+
+
+def ground_truth_dict():
+    """Three images, one object each: small (6 x 6 = 36 px < 32^2), medium (40 x 40 = 1600), large (110 x 110 =
+    12100 > 96^2), categories 3 and 8."""
+    objects = [(1, 3, square(64, 64, 5, 5, 6)), (2, 8, square(64, 64, 10, 10, 40)), (3, 3, square(128, 128, 9, 9, 110))]
+    anns = []
+    for k, (image_id, cat, m) in enumerate(objects):
+        rle = encode(m[None])[0]
+        anns.append({"id": k + 1, "image_id": image_id, "category_id": cat, "iscrowd": 0, "area": int(m.sum()),
+                     "bbox": [float(v) for v in mask_util.toBbox(rle)],
+                     "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+    images = [{"id": i, "height": m.shape[0], "width": m.shape[1], "file_name": f"{i}.png"} for i, _, m in objects]
+    categories = [{"id": 3, "name": "three"}, {"id": 8, "name": "eight"}]
+    return {"images": images, "categories": categories, "annotations": anns}, objects
+
+
+def assert_metrics(got, expected):
+    """COCOeval's precision is tp / (tp + fp + np.spacing(1)), so a perfect one is 1 - 2**-52, and means of it may
+    round either way: equal within 1e-12, nan where expected."""
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            assert_metrics(got[key], value)
+        elif math.isnan(value):
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(value, abs=1e-12), key
+
+
+def perfect_results(objects, score=0.9):
+    out = []
+    for image_id, cat, m in objects:
+        d = SimpleNamespace(boxes=tight_boxes(m[None]), scores=[score], labels=[1], masks=m[None])
+        out += detections_to_coco(d, image_id, {1: cat})
+    return out
+
+
+def test_evaluate_coco_perfect_and_empty(tmp_path, capsys):
+    """Perfect results give 1.0 everywhere, no results 0.0; the ground truth as dict, COCO or path; silent."""
+    dataset, objects = ground_truth_dict()
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(dataset))
+    quiet_coco = COCO()
+    quiet_coco.dataset = dataset
+    quiet_coco.createIndex()
+    capsys.readouterr()
+    for coco_gt in (dataset, quiet_coco, path, str(path)):
+        perfect = evaluate_coco(perfect_results(objects), coco_gt)
+        assert_metrics(perfect, {t: dict.fromkeys(COCO_METRICS, 1.0) for t in ("segm", "bbox")})
+        assert evaluate_coco([], coco_gt) == {t: dict.fromkeys(COCO_METRICS, 0.0) for t in ("segm", "bbox")}
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_coco_verbose_prints(capsys):
+    """verbose=True lets pycocotools print its summary."""
+    dataset, objects = ground_truth_dict()
+    evaluate_coco(perfect_results(objects), dataset, iou_types="segm", verbose=True)
+    assert "Average Precision" in capsys.readouterr().out
+
+
+def test_evaluate_coco_bbox_from_masks_alone():
+    """Results without "bbox" are scored for boxes by their masks' tight boxes: perfect masks, perfect boxes."""
+    dataset, objects = ground_truth_dict()
+    results = [{k: v for k, v in r.items() if k != "bbox"} for r in perfect_results(objects)]
+    assert_metrics(evaluate_coco(results, dataset, iou_types="bbox"), {"bbox": dict.fromkeys(COCO_METRICS, 1.0)})
+
+
+def test_evaluate_coco_hand_worked_false_positive_first():
+    """One object, a false positive ranked above the true one: precision 1/2 at recall 1, so AP = 0.5."""
+    dataset, objects = ground_truth_dict()
+    image_id, cat, m = objects[1]
+    wrong = square(64, 64, 52, 52, 12)  # 144 px, no overlap with the object: IoU 0 at every threshold
+    results = perfect_results([objects[1]], score=0.5) + perfect_results([(image_id, cat, wrong)], score=0.9)
+    # ranked: fp (p 0/1, r 0), tp (p 1/2, r 1); interpolated precision is 1/2 at every recall level <= 1
+    metrics = evaluate_coco(results, dataset, image_ids=[image_id])
+    # the fp is small (144 px) and the only object medium: for APm the fp is ignored; APs and APl have no ground
+    # truth
+    expected = {"AP": 0.5, "AP50": 0.5, "AP75": 0.5, "APs": math.nan, "APm": 1.0, "APl": math.nan}
+    assert_metrics(metrics, {"segm": expected, "bbox": expected})
+
+
+def test_evaluate_coco_segm_uses_mask_area():
+    """For segm, a detection's area is its mask's, not its box's (the bbox key is dropped before loadRes)."""
+    dataset, objects = ground_truth_dict()
+    image_id, cat, m = objects[0]  # the small object (36 px) at [5, 11)
+    thin = np.zeros((64, 64), bool)
+    thin[20, 20:60] = thin[20:60, 20] = True  # an L: 79 px (small) in a 40 x 40 box (1600 px, medium)
+    results = perfect_results([objects[0]], score=0.5) + perfect_results([(image_id, cat, thin)], score=0.9)
+    metrics = evaluate_coco(results, dataset, image_ids=[image_id])
+    # segm: the L is a small false positive ranked first -> APs = 1/2; had its box area been used it would be
+    # medium, ignored for APs, and APs would be 1
+    assert metrics["segm"]["APs"] == pytest.approx(0.5, abs=1e-12)
+    # bbox: the L's box really is medium and is ignored for APs
+    assert metrics["bbox"]["APs"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_evaluate_coco_image_subset_and_results_untouched():
+    """image_ids restricts the evaluation; the caller's results are not modified."""
+    dataset, objects = ground_truth_dict()
+    results = perfect_results(objects[:1])  # only image 1 detected
+    before = copy.deepcopy(results)
+    everything = evaluate_coco(results, dataset, iou_types=["segm"])["segm"]
+    # one of three objects found, each of its own size: APs 1, APm 0, APl 0.  Over all sizes, category 3 has
+    # recall 1/2 at precision 1: 51 of COCO's 101 recall levels (0, .01, ..., .5) -> 51/101; category 8 -> 0:
+    # AP = (51/101 + 0) / 2 = 51/202
+    ap = 51 / 202
+    assert_metrics(everything, {"AP": ap, "AP50": ap, "AP75": ap, "APs": 1.0, "APm": 0.0, "APl": 0.0})
+    subset = evaluate_coco(results, dataset, iou_types=["segm"], image_ids=[1])["segm"]
+    assert_metrics(subset, {"AP": 1.0, "AP50": 1.0, "AP75": 1.0, "APs": 1.0, "APm": math.nan, "APl": math.nan})
+    assert results == before
+    assert dataset == ground_truth_dict()[0]  # a dict ground truth is copied before COCOeval writes into it
+
+
+def test_evaluate_coco_bad_input():
+    """Unknown iou types, images or keys, and wrong types are rejected, naming the argument."""
+    dataset, objects = ground_truth_dict()
+    results = perfect_results(objects)
+    with pytest.raises(ValueError, match="iou_types"):
+        evaluate_coco(results, dataset, iou_types=["keypoints"])
+    with pytest.raises(ValueError, match="iou_types"):
+        evaluate_coco(results, dataset, iou_types=[])
+    with pytest.raises(TypeError, match="iou_types"):
+        evaluate_coco(results, dataset, iou_types=1)
+    with pytest.raises(ValueError, match="image_ids"):
+        evaluate_coco(results, dataset, image_ids=[1, 99])
+    with pytest.raises(TypeError, match="image_ids"):
+        evaluate_coco(results, dataset, image_ids=1)
+    with pytest.raises(ValueError, match=r"results\[0\] has image_id 99"):
+        evaluate_coco([{**results[0], "image_id": 99}], dataset)
+    with pytest.raises(ValueError, match=r"results\[1\] lacks \['segmentation'\]"):
+        evaluate_coco([results[0], {k: v for k, v in results[1].items() if k != "segmentation"}], dataset)
+    with pytest.raises(TypeError, match="results"):
+        evaluate_coco(results[0], dataset)
+    with pytest.raises(TypeError, match=r"results\[0\]"):
+        evaluate_coco([1], dataset)
+    with pytest.raises(TypeError, match="coco_gt"):
+        evaluate_coco(results, 3)
+    with pytest.raises(ValueError, match="coco_gt"):
+        evaluate_coco([], {**dataset, "images": [], "annotations": []})
+
+
+# ------------------------------------------------------------------------------------------------ evaluate_sds
+
+
+def test_sds_hand_worked_tp_fp_tp():
+    """tp, fp, tp over 2 instances: precision [1, 1/2, 2/3], recall [1/2, 1/2, 1]."""
+    # image 0: instance [0, 4) and a prediction on it (0.9) and one on empty ground (0.8); image 1: instance
+    # [4, 8) found at 0.7
+    dets = [det(strip(2, 8, (0, 4), (4, 8)), [1, 1], [0.9, 0.8]), det(strip(2, 8, (4, 8)), [1], [0.7])]
+    gts = [gt(strip(2, 8, (0, 4)), [1]), gt(strip(2, 8, (4, 8)), [1])]
+    # VOC07: recall >= 0, .1, ..., .5 (6 levels) reached with best precision 1; .6, ..., 1 (5 levels) only by
+    # the third, 2/3: (6 * 1 + 5 * 2/3) / 11 = 28/33
+    m = evaluate_sds(dets, gts)
+    assert m["mAP@0.5"] == pytest.approx(28 / 33, abs=1e-15)  # one rounded sum of 11 terms, then one division
+    assert m["per_class"] == {0.5: {1: m["mAP@0.5"]}, 0.7: {1: m["mAP@0.7"]}}
+    assert m["mAP@0.7"] == m["mAP@0.5"]  # every IoU is 0 or 1
+    # area under the envelope [1, 2/3, 2/3]: recall steps 1/2, 0, 1/2 -> 1/2 * 1 + 1/2 * 2/3 = 5/6
+    assert evaluate_sds(dets, gts, use_07_metric=False)["mAP@0.5"] == pytest.approx(5 / 6, abs=1e-15)
+
+
+def test_sds_ties_keep_image_then_detection_order():
+    """Equal scores keep image order, then detection order: fp then tp gives AP 1/2, tp then fp gives 1."""
+    hit, miss = strip(2, 8, (0, 4)), strip(2, 8, (4, 8))
+    truth, nothing = gt(hit, [1]), gt(np.zeros((0, 2, 8)), [])
+    # image 0: a miss on empty ground; image 1: a hit on its instance; both at 0.5: ranked fp, tp -> precision
+    # [0, 1/2], recall [0, 1]; every recall level's best precision is 1/2 -> AP 1/2
+    assert evaluate_sds([det(miss, [1], [0.5]), det(hit, [1], [0.5])], [nothing, truth])["mAP@0.5"] == 0.5
+    # the same two images the other way round: tp, fp -> precision [1, 1/2], recall [1, 1] -> AP 1
+    assert evaluate_sds([det(hit, [1], [0.5]), det(miss, [1], [0.5])], [truth, nothing])["mAP@0.5"] == 1.0
+    # within one image: detection 0 (a miss) before detection 1 (a hit) -> fp, tp -> 1/2; reversed -> 1
+    assert evaluate_sds([det(np.concatenate([miss, hit]), [1, 1], [0.5, 0.5])], [truth])["mAP@0.5"] == 0.5
+    assert evaluate_sds([det(np.concatenate([hit, miss]), [1, 1], [0.5, 0.5])], [truth])["mAP@0.5"] == 1.0
+
+
+def test_sds_matches_best_unmatched_instance():
+    """A prediction whose best instance is taken matches the best one still free, if it is over the threshold."""
+    # instances [0, 6) (6 px per row) and [6, 10) (4 px); prediction 0 = [0, 6) takes instance 0 (IoU 1);
+    # prediction 1 = [0, 10): IoU 6/10 with the taken instance 0, 4/10 with instance 1, which it takes at t = 0.3
+    gts = [gt(strip(1, 10, (0, 6), (6, 10)), [1, 1])]
+    dets = [det(strip(1, 10, (0, 6), (0, 10)), [1, 1], [0.9, 0.8])]
+    # tp, tp -> AP 1 (the VOC devkit's rule, best instance overall then duplicate, would say tp, fp -> 6/11)
+    assert evaluate_sds(dets, gts, iou_thresholds=[0.3])["mAP@0.3"] == 1.0
+    # at 0.5 the 4/10 is too low: tp, fp -> recall 1/2 at precision 1 -> 6 of 11 levels -> 6/11
+    assert evaluate_sds(dets, gts, iou_thresholds=0.5)["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+
+
+def test_sds_threshold_is_inclusive_and_equal_ious_take_lower_index():
+    """IoU exactly at the threshold is a tp; of equal IoUs the lower instance index is taken."""
+    # prediction 0 = [0, 8) has IoU 4/8 = 1/2 with both instances [0, 4) and [4, 8): takes instance 0 (tp at 0.5)
+    # prediction 1 = [0, 4): instance 0 is taken, instance 1 has IoU 0 -> fp.  Recall 1/2 at precision 1: 6/11
+    gts = [gt(strip(1, 8, (0, 4), (4, 8)), [1, 1])]
+    dets = [det(strip(1, 8, (0, 8), (0, 4)), [1, 1], [0.9, 0.8])]
+    m = evaluate_sds(dets, gts, iou_thresholds=[0.5, 0.7])
+    assert m["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+    # at 0.7 prediction 0 misses (1/2 < 0.7) and prediction 1 then takes instance 0 (IoU 1): fp, tp ->
+    # precision [0, 1/2], recall [0, 1/2] -> 1/2 at the 6 levels up to 0.5 -> 3/11
+    assert m["mAP@0.7"] == pytest.approx(3 / 11, abs=1e-15)
+    # 7 of 10 pixels: IoU 7/10, equal to the double 0.7, counts at 0.7
+    seven = evaluate_sds([det(strip(1, 10, (0, 7)), [1], [1.0])], [gt(strip(1, 10, (0, 10)), [1])])
+    assert seven["mAP@0.7"] == 1.0
+
+
+def test_sds_recall_levels_are_exact_tenths():
+    """A recall of exactly 3/10 counts at the 0.3 level: 3 of 10 instances found at precision 1 -> 4/11."""
+    instances = np.eye(10, dtype=bool)[:, None, :]  # 10 one-pixel instances in a 1 x 10 image
+    m = evaluate_sds([det(instances[:3], [1, 1, 1], [0.9, 0.8, 0.7])], [gt(instances, [1] * 10)])
+    # levels 0, .1, .2, .3 reached with precision 1 (np.arange(0, 1.1, 0.1)'s 0.30000000000000004 would miss .3)
+    assert m["mAP@0.5"] == pytest.approx(4 / 11, abs=1e-15)
+    # area: 3 steps of 1/10 at precision 1
+    assert evaluate_sds([det(instances[:3], [1, 1, 1], [0.9, 0.8, 0.7])], [gt(instances, [1] * 10)],
+                        use_07_metric=False)["mAP@0.5"] == pytest.approx(0.3, abs=1e-15)
+
+
+def test_sds_class_without_ground_truth_or_without_predictions():
+    """No ground truth: AP nan, left out of the mean.  Ground truth but no prediction: AP 0, in the mean."""
+    hit = strip(2, 8, (0, 4))
+    # class 1 found perfectly (AP 1), class 2 predicted but absent (nan), class 3 present but never predicted (0)
+    dets = [det(np.concatenate([hit, strip(2, 8, (4, 8))]), [1, 2], [0.9, 0.8])]
+    gts = [gt(np.concatenate([hit, strip(2, 8, (4, 6))]), [1, 3])]
+    for use_07 in (True, False):
+        m = evaluate_sds(dets, gts, use_07_metric=use_07)
+        for t in (0.5, 0.7):
+            assert m["per_class"][t][1] == 1.0 and math.isnan(m["per_class"][t][2]) and m["per_class"][t][3] == 0.0
+            assert m[f"mAP@{t}"] == 0.5  # (1 + 0) / 2
+    only_fp = evaluate_sds([det(hit, [2], [0.5])], [gt(np.zeros((0, 2, 8)), [])])
+    assert math.isnan(only_fp["mAP@0.5"]) and math.isnan(only_fp["per_class"][0.5][2])
+
+
+def test_sds_empty():
+    """No images, or images with nothing in them: no classes, mAP nan."""
+    for dets, gts in (([], []), ([det(np.zeros((0, 3, 3)), [], [])], [gt(np.zeros((0, 3, 3)), [])])):
+        m = evaluate_sds(dets, gts)
+        assert math.isnan(m["mAP@0.5"]) and math.isnan(m["mAP@0.7"]) and m["per_class"] == {0.5: {}, 0.7: {}}
+
+
+def test_sds_perfect_detector_on_scenes():
+    """Ground-truth masks given back as Detections, against Scenes, score AP 1 at both thresholds and both metrics."""
+    scenes = [make_scene(s, image_shape=(48, 64), size_range=(12, 40), min_visible_area=16) for s in range(6)]
+    dets = [Detections(boxes=sc.boxes, scores=np.linspace(1, 0.5, len(sc.labels), dtype=np.float32),
+                       labels=sc.labels, masks=sc.masks, rois=np.arange(len(sc.labels))) for sc in scenes]
+    assert sum(len(sc.labels) for sc in scenes) > 6
+    for use_07 in (True, False):
+        m = evaluate_sds(dets, scenes, use_07_metric=use_07)
+        assert m["mAP@0.5"] == m["mAP@0.7"] == 1.0
+
+
+@st.composite
+def sds_sets(draw):
+    """A few small images of disjoint ground-truth instances (a random label map) and random predictions."""
+    images = []
+    for _ in range(draw(st.integers(1, 3))):
+        h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+        ids = draw(hnp.arrays(np.int64, (h, w), elements=st.integers(0, 4)))  # 0: background
+        gt_masks = np.array([ids == k for k in range(1, 5) if (ids == k).any()], bool).reshape(-1, h, w)
+        gt_labels = draw(hnp.arrays(np.int64, (len(gt_masks),), elements=st.integers(1, 2)))
+        n = draw(st.integers(0, 5))
+        det_masks = draw(hnp.arrays(bool, (n, h, w)))
+        det_labels = draw(hnp.arrays(np.int64, (n,), elements=st.integers(1, 2)))
+        scores = draw(hnp.arrays(np.float64, (n,), elements=st.integers(1, 4).map(lambda v: v / 4)))
+        images.append((det(det_masks, det_labels, scores), gt(gt_masks, gt_labels)))
+    return [d for d, _ in images], [g for _, g in images]
+
+
+@given(sds_sets(), st.booleans())
+def test_sds_properties(sets, use_07):
+    """AP is in [0, 1] exactly where a class has ground truth (nan elsewhere); a false positive ranked last
+    changes nothing; the ground truth itself as predictions scores 1."""
+    dets, gts = sets
+    m = evaluate_sds(dets, gts, use_07_metric=use_07)
+    for c, ap in m["per_class"][0.5].items():
+        has_gt = any((g.labels == c).any() for g in gts)
+        assert (0 <= ap <= 1) if has_gt else math.isnan(ap)
+    # a prediction of every class on empty ground, scored 0 (below all): recall does not move, nothing changes
+    h, w = gts[0].masks.shape[1:]
+    extra_image = (det(np.ones((2, h, w)), [1, 2], [0.0, 0.0]), gt(np.zeros((0, h, w)), []))
+    m2 = evaluate_sds([*dets, extra_image[0]], [*gts, extra_image[1]], use_07_metric=use_07)
+    for t in (0.5, 0.7):
+        for c, ap in m["per_class"][t].items():
+            assert ap == m2["per_class"][t][c] or (math.isnan(ap) and math.isnan(m2["per_class"][t][c]))
+    perfect = [det(g.masks, g.labels, np.ones(len(g.labels))) for g in gts]
+    assert all(ap == 1.0 for ap in evaluate_sds(perfect, gts, use_07_metric=use_07)["per_class"][0.7].values())
+
+
+def test_sds_bad_input():
+    """Mismatched lists, shapes, labels, thresholds and types are rejected, naming the argument."""
+    hit = strip(2, 8, (0, 4))
+    dets, gts = [det(hit, [1], [0.5])], [gt(hit, [1])]
+    with pytest.raises(ValueError, match="one entry per image"):
+        evaluate_sds(dets, gts * 2)
+    with pytest.raises(TypeError, match=r"detections\[0\] must have attributes masks, labels, scores"):
+        evaluate_sds([gt(hit, [1])], gts)
+    with pytest.raises(TypeError, match=r"ground_truth\[0\]"):
+        evaluate_sds(dets, [SimpleNamespace(masks=hit)])
+    with pytest.raises(ValueError, match="same \\(H, W\\)"):
+        evaluate_sds(dets, [gt(strip(2, 9, (0, 4)), [1])])
+    with pytest.raises(ValueError, match=r"ground_truth\[0\].labels must be >= 1"):
+        evaluate_sds(dets, [gt(hit, [0])])
+    with pytest.raises(ValueError, match=r"detections\[0\].labels"):
+        evaluate_sds([det(hit, [1, 1], [0.5])], gts)
+    with pytest.raises(ValueError, match=r"detections\[0\].scores"):
+        evaluate_sds([det(hit, [1], [0.5, 0.4])], gts)
+    with pytest.raises(ValueError, match=r"detections\[0\].scores must be finite"):
+        evaluate_sds([det(hit, [1], [np.nan])], gts)
+    with pytest.raises(ValueError, match="iou_thresholds"):
+        evaluate_sds(dets, gts, iou_thresholds=[0.5, 1.5])
+    with pytest.raises(ValueError, match="iou_thresholds"):
+        evaluate_sds(dets, gts, iou_thresholds=[])
+    with pytest.raises(TypeError, match="iou_thresholds"):
+        evaluate_sds(dets, gts, iou_thresholds=["0.5"])
+    with pytest.raises(TypeError, match="use_07_metric"):
+        evaluate_sds(dets, gts, use_07_metric="yes")
