@@ -2,14 +2,16 @@ r"""Synthetic scenes: flat-coloured shapes on a textured background, with exact 
 
 A scene is drawn from one ``np.random.default_rng(seed)`` in a fixed order (background, object count, every
 object's geometry, every object's colour candidates), so it is a pure function of its seed and its keyword
-arguments.  ``seed`` may be an ``np.random.SeedSequence``: a data set of ``n`` independent scenes is
-``[make_scene(s) for s in np.random.SeedSequence(seed).spawn(n)]``, and scene ``i`` does not depend on ``n``.
+arguments.  ``seed`` may be an ``np.random.SeedSequence``: :func:`make_dataset` draws scene ``i`` of a data set
+from child ``i`` of ``np.random.SeedSequence(seed).spawn(n)``, so it does not depend on ``n``.
 
 Masks are analytic: pixel ``(x, y)`` belongs to a shape when its centre ``(x + 0.5, y + 0.5)`` is strictly
 inside it (a crossing-number test for polygons).  Later objects occlude earlier ones.
 """
 
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,10 @@ MIN_IMAGE_SIDE = 16
 COLOUR_CANDIDATES = 16
 #: Inner radius of the star as a fraction of its outer radius.
 STAR_INNER = 0.45
+#: Smallest object diameter of :func:`make_dataset`'s default ``size_range``, in pixels.
+DATASET_MIN_SIZE = 12
+#: :func:`make_dataset`'s default ``min_visible_area``: a 4 x 4 block of pixels.
+DATASET_MIN_VISIBLE_AREA = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,15 +142,8 @@ def make_scene(seed, *, image_shape=(240, 320), min_objects=1, max_objects=6, si
     ((32, 48, 3), (32, 48), dtype('float32'))
     """
     rng = np.random.default_rng(seed if isinstance(seed, np.random.SeedSequence) else as_int("seed", seed, low=0))
-    h, w = as_image_shape("image_shape", image_shape)
-    if min(h, w) < MIN_IMAGE_SIDE:
-        raise ValueError(f"image_shape must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE}, got {(h, w)}")
-    min_objects = as_int("min_objects", min_objects, low=0)
-    max_objects = as_int("max_objects", max_objects, low=0)
-    if min_objects > max_objects:
-        raise ValueError(f"min_objects must be <= max_objects, got {min_objects} > {max_objects}")
-    size_lo, size_hi = _size_range(size_range)
-    min_visible_area = as_int("min_visible_area", min_visible_area, low=1)
+    (h, w), min_objects, max_objects, (size_lo, size_hi), min_visible_area = _scene_parameters(
+        image_shape, min_objects, max_objects, size_range, min_visible_area)
 
     background = _background(rng, h, w)  # (H, W, 3) float32
     objects = _draw_objects(rng, h, w, min_objects, max_objects, size_lo, size_hi)
@@ -171,6 +170,91 @@ def make_scene(seed, *, image_shape=(240, 320), min_objects=1, max_objects=6, si
     labels = np.array([obj["label"] for obj in objects], np.int64)
     image = np.clip(np.floor(image + 0.5), 0, 255).astype(np.uint8)
     return Scene(image, masks[keep], full_masks[keep], labels[keep], tight_boxes(masks[keep]))
+
+
+class SceneSet(Sequence):
+    """A data set of synthetic scenes, drawn when accessed: item ``i`` is ``make_scene(seeds[i], **scene_kwargs)``.
+
+    Nothing is cached: each access draws the scene again (the same one), in about 2 ms at 128 x 128, so a set
+    of any size costs no memory until ``list(scene_set)``.  Slicing gives a smaller ``SceneSet``.
+
+    Attributes
+    ----------
+    seeds : tuple of numpy.random.SeedSequence
+    scene_kwargs : dict
+        Keyword arguments of :func:`make_scene`, ``image_shape`` included.
+    """
+
+    def __init__(self, seeds, scene_kwargs):
+        self.seeds = tuple(seeds)
+        self.scene_kwargs = dict(scene_kwargs)
+
+    def __len__(self):
+        return len(self.seeds)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return SceneSet(self.seeds[index], self.scene_kwargs)
+        return make_scene(self.seeds[operator.index(index)], **self.scene_kwargs)
+
+
+def make_dataset(n_images, *, seed, image_size=(128, 128), min_objects=1, max_objects=6, size_range=None,
+                 min_visible_area=DATASET_MIN_VISIBLE_AREA):
+    r"""A deterministic data set of ``n_images`` synthetic scenes with small, medium and large objects.
+
+    Parameters
+    ----------
+    n_images : int >= 0
+    seed : int >= 0
+        Scene ``i`` is drawn from child ``i`` of ``np.random.SeedSequence(seed).spawn(n_images)``: it depends on
+        ``seed`` and ``i`` only, not on ``n_images``.
+    image_size : (H, W)
+        Each side at least ``MIN_IMAGE_SIDE`` (16).
+    min_objects, max_objects, min_visible_area
+        As in :func:`make_scene` (note the smaller default ``min_visible_area``, 16 pixels).
+    size_range : (min, max) of positive reals, optional
+        Object diameters, log-uniform.  Default ``(DATASET_MIN_SIZE, 2 * min(H, W))`` = ``(12, 256)`` at
+        128 x 128.
+
+    Returns
+    -------
+    scenes : SceneSet
+        A sequence of :class:`Scene`, drawn on access.
+
+    Notes
+    -----
+    COCO sorts objects by their area ``a`` in pixels: small :math:`a < 32^2`, medium, large :math:`a > 96^2`.
+    A large object needs more than 56% of a 128 x 128 image, hence diameters up to twice the image side (such an
+    object is cut by the border, as large objects in photographs are).  Over 1000 images of 128 x 128 (seed 0)
+    the defaults give 3.0 instances per image, 52% of them small, 42% medium and 6% large (a large one in 19% of
+    the images); at 64 x 64 no object can be large.
+
+    Examples
+    --------
+    >>> scenes = make_dataset(3, seed=0, image_size=(32, 48))
+    >>> len(scenes), scenes[2].image.shape, len(scenes[1:])
+    (3, (32, 48, 3), 2)
+    """
+    n_images = as_int("n_images", n_images, low=0)
+    seed = as_int("seed", seed, low=0)
+    if size_range is None:
+        size_range = (DATASET_MIN_SIZE, 2 * min(as_image_shape("image_size", image_size)))
+    values = _scene_parameters(image_size, min_objects, max_objects, size_range, min_visible_area, "image_size")
+    kwargs = dict(zip(("image_shape", "min_objects", "max_objects", "size_range", "min_visible_area"), values))
+    return SceneSet(np.random.SeedSequence(seed).spawn(n_images), kwargs)  # validated now, not at first access
+
+
+def _scene_parameters(image_shape, min_objects, max_objects, size_range, min_visible_area, shape_name="image_shape"):
+    """The scene parameters of :func:`make_scene`, validated and converted, in its signature order."""
+    h, w = as_image_shape(shape_name, image_shape)
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ValueError(f"{shape_name} must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE}, got {(h, w)}")
+    min_objects = as_int("min_objects", min_objects, low=0)
+    max_objects = as_int("max_objects", max_objects, low=0)
+    if min_objects > max_objects:
+        raise ValueError(f"min_objects must be <= max_objects, got {min_objects} > {max_objects}")
+    min_visible_area = as_int("min_visible_area", min_visible_area, low=1)
+    return (h, w), min_objects, max_objects, _size_range(size_range), min_visible_area
 
 
 def _size_range(size_range):

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.shapes import CLASS_NAMES, Scene, _draw_objects, _rasterise, make_scene, tight_boxes
+from reference.shapes import (CLASS_NAMES, DATASET_MIN_SIZE, Scene, SceneSet, _draw_objects, _rasterise, make_dataset,
+                              make_scene, tight_boxes)
 
 #: Small scenes keep every property test fast; objects still span several pixels and overlap often.
 SMALL = dict(image_shape=(48, 64), size_range=(10, 40), max_objects=6, min_visible_area=16)
@@ -195,6 +196,88 @@ def test_bad_seed():
         make_scene(-1)
     with pytest.raises(TypeError, match="seed"):
         make_scene(1.5)
+
+
+def _same_scene(a, b):
+    return all(np.array_equal(getattr(a, name), getattr(b, name))
+               for name in ("image", "masks", "full_masks", "labels", "boxes"))
+
+
+def test_dataset_is_deterministic_and_independent_of_its_length():
+    """Scene i of a data set depends only on the seed and i: the same for 3 or 5 images, another for seed 8."""
+    a, b = make_dataset(3, seed=7, image_size=(32, 48)), make_dataset(5, seed=7, image_size=(32, 48))
+    assert len(a) == 3 and len(b) == 5
+    for i in range(3):
+        assert _same_scene(a[i], b[i])
+        assert _same_scene(a[i], a[i])  # drawn again on each access, identically
+    assert not np.array_equal(a[0].image, make_dataset(1, seed=8, image_size=(32, 48))[0].image)
+    assert not np.array_equal(a[0].image, a[1].image)
+
+
+def test_dataset_scene_is_make_scene_of_a_spawned_seed():
+    """Item i is make_scene(SeedSequence(seed).spawn(n)[i]) with the data set's defaults."""
+    child = np.random.SeedSequence(4).spawn(2)[1]
+    expected = make_scene(child, image_shape=(128, 128), size_range=(DATASET_MIN_SIZE, 256), min_visible_area=16)
+    assert _same_scene(make_dataset(2, seed=4)[1], expected)
+
+
+def test_dataset_sequence_protocol():
+    """A SceneSet has a length, negative indices, slices that are SceneSets, IndexError past the end."""
+    scenes = make_dataset(4, seed=0, image_size=(24, 24))
+    assert isinstance(scenes, SceneSet) and len(scenes) == 4
+    assert _same_scene(scenes[-1], scenes[3])
+    tail = scenes[2:]
+    assert isinstance(tail, SceneSet) and len(tail) == 2 and _same_scene(tail[0], scenes[2])
+    assert len(list(scenes)) == 4 and len(make_dataset(0, seed=0)) == 0
+    with pytest.raises(IndexError):
+        scenes[4]
+    with pytest.raises(TypeError):
+        scenes[1.0]
+
+
+def test_dataset_default_size_range_follows_the_image():
+    """The default diameters run from DATASET_MIN_SIZE (12) to twice the shorter image side."""
+    assert make_dataset(1, seed=0, image_size=(96, 160)).scene_kwargs["size_range"] == (12, 192)
+    assert make_dataset(1, seed=0, size_range=(5, 9)).scene_kwargs["size_range"] == (5, 9)
+
+
+def test_dataset_has_every_coco_size_class():
+    """Over 200 images of 128 x 128: 1-6 instances each, all four classes, small, medium and large objects."""
+    scenes = list(make_dataset(200, seed=0))
+    counts = np.array([len(s.labels) for s in scenes])
+    assert counts.max() <= 6 and counts.mean() > 2.5
+    assert set(np.concatenate([s.labels for s in scenes])) == {1, 2, 3, 4}
+    areas = np.concatenate([s.masks.sum(axis=(1, 2)) for s in scenes])
+    small, large = (areas < 32**2).sum(), (areas > 96**2).sum()  # COCO: small < 1024 px, large > 9216 px
+    medium = areas.size - small - large
+    # about 52%, 42% and 6% (see make_dataset); each class well represented, not just present
+    assert small > 0.3 * areas.size and medium > 0.3 * areas.size and large > 0.02 * areas.size
+    assert areas.min() >= 16
+
+
+def test_dataset_of_small_images_has_no_large_objects():
+    """A 64 x 64 image (4096 pixels) cannot hold a large object (more than 9216 pixels)."""
+    areas = np.concatenate([s.masks.sum(axis=(1, 2)) for s in make_dataset(20, seed=1, image_size=(64, 64))])
+    assert areas.size and areas.max() <= 64 * 64
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_images=-1), ValueError, "n_images"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
+        (dict(image_size=(8, 128)), ValueError, "image_size"),
+        (dict(image_size=128), TypeError, "image_size"),
+        (dict(size_range=(50, 10)), ValueError, "size_range"),
+        (dict(min_objects=3, max_objects=2), ValueError, "min_objects"),
+        (dict(min_visible_area=0), ValueError, "min_visible_area"),
+    ],
+)
+def test_dataset_bad_arguments(kwargs, error, match):
+    """Bad data set parameters fail at once, not at the first access, naming the argument."""
+    with pytest.raises(error, match=match):
+        make_dataset(**{**dict(n_images=2, seed=0), **kwargs})
 
 
 def _scene_parts(n=1, h=4, w=5):
