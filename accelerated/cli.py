@@ -9,6 +9,12 @@ Subcommands:
 ``fcis bench [--out DIR] [--quick] [--repeats N] [--backend B ...] [--workload W ...]``
     Time the reference against every available backend (and torchvision's NMS when it is importable) on the
     FCIS-COCO workload and a sweep of sizes; write bench.json, bench.md and bench.png to DIR.
+
+``fcis data make --out DIR [--n N] [--seed S] [--size H W]``
+    Write a synthetic instance-segmentation set in COCO format: DIR/instances.json and DIR/images/*.png.
+
+``fcis evaluate --data DIR --oracle [--limit N]``
+    Run FCIS over a COCO-format set (oracle network outputs) and print COCO mask/box AP and SBD mAP^r.
 """
 
 import argparse
@@ -34,6 +40,36 @@ def _bench(args):
     return 0
 
 
+def _data_make(args):
+    from reference.coco import make_data
+
+    path = make_data(args.out, args.n, args.seed, image_size=tuple(args.size))
+    print(f"wrote {args.n} images and {path}")
+    return 0
+
+
+def _evaluate(args):
+    import os
+
+    from tqdm import tqdm
+
+    from reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
+    from reference.demo import evaluate_oracle
+
+    if args.weights is not None:
+        raise ValueError("--weights needs a trained FCIS, which arrives with step 4 of the roadmap; use --oracle")
+    if not args.oracle:
+        raise ValueError("choose the network outputs: --oracle")
+    coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
+    m = evaluate_oracle(coco_set, limit=args.limit, progress=lambda it: tqdm(it, desc="images", unit="img"))
+    print(f"\n{m['images']} images, {m['detections']} detections (oracle network outputs)\n")
+    print(f"{'COCO':<6} " + " ".join(f"{k:>6}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
+    for iou_type, stats in m["coco"].items():
+        print(f"{iou_type:<6} " + " ".join(f"{v:6.3f}" for v in stats.values()))
+    print("\nSBD " + "  ".join(f"{k} {v:.3f}" for k, v in m["sds"].items() if k.startswith("mAP")))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fcis", description="FCIS: a readable NumPy reference and its GPU twin.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -53,6 +89,23 @@ def build_parser():
     bench.add_argument("--workload", action="append", choices=list(_bench_module.WORKLOADS),
                        help="only these workloads (repeatable; default: all)")
     bench.set_defaults(func=_bench)
+
+    data = sub.add_parser("data", help="synthetic data sets").add_subparsers(dest="data_command", required=True,
+                                                                             metavar="ACTION")
+    make = data.add_parser("make", help="write a synthetic set in COCO format")
+    make.add_argument("--out", required=True, help="output folder")
+    make.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    make.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    make.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"),
+                      help="image size (default 128 128)")
+    make.set_defaults(func=_data_make)
+
+    evaluate = sub.add_parser("evaluate", help="COCO AP and SBD mAP^r of FCIS over a COCO-format set")
+    evaluate.add_argument("--data", required=True, help="folder with instances.json and images/")
+    evaluate.add_argument("--oracle", action="store_true", help="use oracle network outputs")
+    evaluate.add_argument("--weights", help="a trained model (arrives with step 4 of the roadmap)")
+    evaluate.add_argument("--limit", type=int, help="only the first N images")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 

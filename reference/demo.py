@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .anchors import anchor_base, shift_anchors
+from ._checks import as_int
 from .boxes import box_iou
 from .detect import FCISConfig, Stages, detect
 from .evaluate import mask_iou
@@ -45,8 +46,8 @@ class DemoResult:
     table: str
 
 
-def run_oracle_pipeline(scene, config=SCENE_CONFIG, **oracle_kwargs):
-    """Oracle network outputs for ``scene`` and the full inference on them.
+def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=len(CLASS_NAMES), **oracle_kwargs):
+    """Oracle network outputs for ``scene`` (``num_classes`` with background) and the full inference on them.
 
     Returns
     -------
@@ -58,7 +59,7 @@ def run_oracle_pipeline(scene, config=SCENE_CONFIG, **oracle_kwargs):
     anchors = shift_anchors(anchor_base(config.stride, config.anchor_ratios, config.anchor_scales),
                             feature_shape, config.stride)
     outputs = oracle_outputs(scene, anchors, stride=config.stride, group_size=config.group_size,
-                             num_classes=len(CLASS_NAMES), **oracle_kwargs)
+                             num_classes=num_classes, **oracle_kwargs)
     stages = detect(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps, (h, w), config)
     return outputs, stages
 
@@ -170,3 +171,40 @@ def _zoom(ax, box, h, w, margin=0.4):
     ax.set_xlim(max(x1 - mw, 0) - 0.5, min(x2 + mw, w) - 0.5)
     ax.set_ylim(min(y2 + mh, h) - 0.5, max(y1 - mh, 0) - 0.5)
     clean_axes(ax)
+
+
+def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter):
+    """FCIS on the oracle outputs of every image of a COCO-format set, scored with COCO AP and SBD mAP^r.
+
+    Parameters
+    ----------
+    coco_set : reference.coco.CocoSet
+        Loaded with images (``load_coco(..., with_images=True)``).
+    limit : int, optional
+        Only the first ``limit`` images.
+    config : FCISConfig
+    progress : callable
+        Wraps the image iterator, e.g. ``tqdm.tqdm`` for a progress bar.
+
+    Returns
+    -------
+    metrics : dict
+        ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...)}``.
+    """
+    from .evaluate import detections_to_coco, evaluate_coco, evaluate_sds
+
+    n = len(coco_set) if limit is None else min(as_int("limit", limit, low=1), len(coco_set))
+    results, detections, truths = [], [], []
+    for i in progress(range(n)):
+        record = coco_set[i]
+        _, stages = run_oracle_pipeline(record.to_scene(), config, num_classes=len(coco_set.class_names))
+        results += detections_to_coco(stages.detections, record.image_id, coco_set.category_ids)
+        detections.append(stages.detections)
+        truths.append(record)
+    image_ids = [int(i) for i in coco_set.image_ids[:n]]
+    return {
+        "images": n,
+        "detections": len(results),
+        "coco": evaluate_coco(results, coco_set.coco(), image_ids=image_ids),
+        "sds": evaluate_sds(detections, truths),
+    }
