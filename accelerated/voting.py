@@ -27,7 +27,7 @@ from numba import cuda
 
 from reference._checks import as_image_shape, as_int, as_probabilities, as_probability
 from reference.paste import _as_mask_probs, _as_paste_boxes
-from reference.voting import Detections
+from reference.voting import Detections, _sort_and_cut
 
 from ._float32 import iou as _iou
 from ._float32 import mul_rn as _mul_rn
@@ -171,12 +171,7 @@ def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold
     capped = rank < max_detections
     rois, labels, scores = rois[capped], labels[capped], scores[capped]
 
-    order = np.lexsort((rois, labels, -scores))  # last key first: score descending, then class, then ROI
-    rois, labels, scores = rois[order], labels[order], scores[order]
-    if scores.shape[0] >= max_detections:
-        keep = scores >= scores[max_detections - 1]  # ties with the max_detections-th score are kept
-        rois, labels = rois[keep], labels[keep]
-    return rois.astype(np.int64), labels.astype(np.int64)
+    return _sort_and_cut(rois, labels, scores, max_detections)
 
 
 def voter_lists(flags, xp):

@@ -181,14 +181,20 @@ def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold
         labels.append(np.full(keep.shape[0], c, np.int64))
     rois = np.concatenate(rois, dtype=np.int64) if rois else np.zeros(0, np.int64)
     labels = np.concatenate(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
-    scores = cls_probs[rois, labels]  # (K,) float32
+    return _sort_and_cut(rois, labels, cls_probs[rois, labels], max_detections)
+
+
+def _sort_and_cut(rois, labels, scores, max_detections):
+    """Candidates by descending score, then class, then ROI; those below the ``max_detections``-th score dropped.
+
+    Ties with the ``max_detections``-th score are all kept.  Shared with the accelerated voting.
+    """
     order = np.lexsort((rois, labels, -scores))  # last key first: score descending, then class, then ROI
     rois, labels, scores = rois[order], labels[order], scores[order]
     if scores.shape[0] >= max_detections:
-        rank_t = scores[max_detections - 1]  # the max_detections-th highest score; ties with it are kept
-        keep = scores >= rank_t
+        keep = scores >= scores[max_detections - 1]  # the max_detections-th highest score; ties are kept
         rois, labels = rois[keep], labels[keep]
-    return rois, labels
+    return rois.astype(np.int64), labels.astype(np.int64)
 
 
 def _vote(voters, regions, probs, binary_threshold, height, width):
