@@ -41,7 +41,7 @@ _ZERO = np.float32(0)
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
 def iou(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
-    """IoU of two float32 boxes: :func:`reference.boxes._iou`, one float32 operation at a time, in its order.
+    """IoU of two float32 boxes: :func:`fcis_twin.reference.boxes._iou`, one float32 operation at a time, in its order.
 
     The intersection is clamped at 0 per axis; ``inter / (area_a + area_b - inter)``, 0 when the union is 0.
     """

@@ -1,14 +1,14 @@
 r"""Position-sensitive assembling, forward and backward, as Numba-CPU, Numba-CUDA and CuPy kernels.
 
-The twin of :mod:`reference.assemble`.  Every kernel is the reference's loop template
-(:func:`reference.assemble.ps_assemble_loop`, :func:`reference.assemble.ps_assemble_backward_loop`) with one output
+The twin of :mod:`fcis_twin.reference.assemble`.  Every kernel is the reference's loop template
+(:func:`fcis_twin.reference.assemble.ps_assemble_loop`, :func:`fcis_twin.reference.assemble.ps_assemble_backward_loop`) with one output
 element per thread, the template's variable names and its float32 operation order, so that a forward result agrees
 bit for bit with the loop.  The bin geometry is written twice: once in Numba (:func:`_bin_edges`, shared by the
 Numba-CPU and Numba-CUDA kernels) and once in CUDA C (:data:`CUDA_SOURCE`, for CuPy).
 
 Fused multiply-adds would change the bin edges (``pw * bin_size_w + roi_start_w`` rounded once instead of twice), so
 the CuPy kernels are compiled with ``--fmad=false`` and the Numba code multiplies with
-:func:`accelerated._float32.mul_rn`, which on a GPU is ``__fmul_rn``, a product never fused into an add.
+:func:`fcis_twin.accelerated._float32.mul_rn`, which on a GPU is ``__fmul_rn``, a product never fused into an add.
 """
 
 import functools
@@ -22,8 +22,8 @@ try:
 except ImportError:  # numba-cuda is optional: without it the "numba-cuda" backend is unavailable
     cuda = None
 
-from reference._checks import as_array, as_shape
-from reference.assemble import MIN_ROI_SIZE, _check_backward, _check_channels, _check_params
+from ..reference._checks import as_array, as_shape
+from ..reference.assemble import MIN_ROI_SIZE, _check_backward, _check_channels, _check_params
 
 from ._float32 import mul_rn as _mul_rn
 from ._backend import is_cupy, like, resolve_backend, to_host
@@ -33,7 +33,7 @@ THREADS_PER_BLOCK = 256
 
 
 def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, backend=None):
-    r"""Position-sensitive assembling: :func:`reference.assemble.ps_assemble` on the chosen backend.
+    r"""Position-sensitive assembling: :func:`fcis_twin.reference.assemble.ps_assemble` on the chosen backend.
 
     Parameters
     ----------
@@ -48,13 +48,13 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
     spatial_scale : float > 0
         ``s``, feature cells per image pixel (1 / stride).
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
-        ``None`` picks the fastest available (:func:`accelerated._backend.resolve_backend`).
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated._backend.resolve_backend`).
 
     Returns
     -------
     assembled : (R, C_out, P, P) float32 array, of the input's array type
         Mean of each bin's pixels in its part cell's channel; 0 for an empty bin.  Bit for bit the result of
-        :func:`reference.assemble.ps_assemble_loop`.
+        :func:`fcis_twin.reference.assemble.ps_assemble_loop`.
 
     Notes
     -----
@@ -90,7 +90,7 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
 
 
 def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, spatial_scale, backend=None):
-    r"""Adjoint of :func:`ps_assemble`: :func:`reference.assemble.ps_assemble_backward` on the chosen backend.
+    r"""Adjoint of :func:`ps_assemble`: :func:`fcis_twin.reference.assemble.ps_assemble_backward` on the chosen backend.
 
     Parameters
     ----------
@@ -108,7 +108,7 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
     grad_score_maps : (N, C_out*k*k, H, W) float32 array, of the input's array type
         Each bin's gradient divided by its float32 area and added, in float32, to every pixel of the bin.  Numba-CPU
         adds in the loop template's order and agrees bit for bit with
-        :func:`reference.assemble.ps_assemble_backward_loop`; the GPU backends add atomically, in whatever order the
+        :func:`fcis_twin.reference.assemble.ps_assemble_backward_loop`; the GPU backends add atomically, in whatever order the
         threads arrive, so their float32 sums may differ from it in the last bits.
 
     Examples
@@ -142,7 +142,7 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
 
 
 def _device_array(name, x, ndim, xp):
-    """:func:`reference._checks.as_array` for an array that stays where it is (CuPy on the GPU; NumPy in the tests).
+    """:func:`fcis_twin.reference._checks.as_array` for an array that stays where it is (CuPy on the GPU; NumPy in the tests).
 
     The same checks in the same order with the shared checker's own messages, and no copy to the host: the rank is
     checked on a zero-stride NumPy stand-in of ``x``'s shape, finiteness on the device with ``xp``.
@@ -155,7 +155,7 @@ def _device_array(name, x, ndim, xp):
 
 
 def _check_backward_device(grad, rois, input_shape, group_size, output_size, spatial_scale, xp):
-    """:func:`reference.assemble._check_backward` with ``grad`` checked where it lives (see :func:`_device_array`).
+    """:func:`fcis_twin.reference.assemble._check_backward` with ``grad`` checked where it lives (see :func:`_device_array`).
 
     The same checks in the same order; ``rois`` is small and comes as a host array.
     """
@@ -255,7 +255,7 @@ def _cupy_kernel(name):
 def _cuda_kernels():
     """The Numba-CUDA kernels ``(forward, backward, zero)``, compiled on first use (numba-cuda is optional).
 
-    Every product goes through :func:`accelerated._float32.mul_rn`, libdevice's ``fmul_rn`` on a GPU: NVVM would
+    Every product goes through :func:`fcis_twin.accelerated._float32.mul_rn`, libdevice's ``fmul_rn`` on a GPU: NVVM would
     contract a plain product and sum into a fused multiply-add.
     """
     return cuda.jit(_forward_kernel), cuda.jit(_backward_kernel), cuda.jit(_zero_kernel)
@@ -287,7 +287,7 @@ def _round_half_away(x):
 def _bin_edges(ph, pw, x1, y1, x2, y2, height, width, output_size, spatial_scale):
     """Feature rows ``[hstart, hend)`` and columns ``[wstart, wend)`` of bin ``(ph, pw)`` of one ROI.
 
-    :func:`reference.assemble._roi_bins` for one bin, one float32 operation at a time in the same order.  The edges
+    :func:`fcis_twin.reference.assemble._roi_bins` for one bin, one float32 operation at a time in the same order.  The edges
     are clipped to the map in float and then floored (ceiled): clipping to ``[0, W]`` commutes with floor and ceil
     because ``0`` and ``W`` are integers, and clipping first keeps a huge ROI's edge from overflowing the int.
     """
@@ -475,7 +475,7 @@ CUDA_SOURCE = r"""
 #define MIN_ROI_SIZE 0.1f
 
 // Feature rows [hstart, hend) and columns [wstart, wend) of bin (ph, pw) of one ROI (x1, y1, x2, y2):
-// reference.assemble._roi_bins for one bin; clipped to the map in float, then floored / ceiled.
+// fcis_twin.reference.assemble._roi_bins for one bin; clipped to the map in float, then floored / ceiled.
 __device__ void bin_edges(int ph, int pw, const float* roi, int height, int width, int output_size,
                           float spatial_scale, int* hstart, int* hend, int* wstart, int* wend)
 {

@@ -1,9 +1,9 @@
-r"""Greedy non-maximum suppression: the accelerated twin of :mod:`reference.nms`.
+r"""Greedy non-maximum suppression: the accelerated twin of :mod:`fcis_twin.reference.nms`.
 
 Every backend keeps exactly the boxes the reference keeps, in the same order.  Two things make that possible: the
 visiting order is the reference's (``argsort(-scores, kind="stable")``: descending score, ties by index), and the
 overlap test is the reference's float32 arithmetic, operation for operation
-(:func:`accelerated._float32.iou`, compared as ``iou > float32(threshold)``), so a box lying exactly at the threshold goes the same way everywhere.
+(:func:`fcis_twin.accelerated._float32.iou`, compared as ``iou > float32(threshold)``), so a box lying exactly at the threshold goes the same way everywhere.
 
 - ``"numba-cpu"``: the greedy sweep itself, compiled (:func:`_greedy`).  Each kept box marks, in one vectorised
   pass, every later box it overlaps; marked boxes are never kept.  Labels are separate sweeps, run in parallel.
@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from reference._checks import as_boxes, as_labels, as_probability, as_scores
+from ..reference._checks import as_boxes, as_labels, as_probability, as_scores
 
 from ._float32 import iou as _iou
 from ._backend import is_cupy, like, resolve_backend, to_host
@@ -49,13 +49,13 @@ def nms(boxes, scores, iou_threshold, *, backend=None):
     iou_threshold : float in [0, 1]
         A box is suppressed when its IoU with a kept box is **strictly greater** than this.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
-        ``None`` picks the fastest available (:func:`accelerated._backend.resolve_backend`).
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated._backend.resolve_backend`).
 
     Returns
     -------
     keep : (K,) int64 array
         NumPy or CuPy, as ``boxes``; indices into ``boxes`` by descending score, equal scores by index: exactly
-        :func:`reference.nms.nms`.
+        :func:`fcis_twin.reference.nms.nms`.
 
     Notes
     -----
@@ -89,7 +89,7 @@ def batched_nms(boxes, scores, labels, iou_threshold, *, backend=None):
     -------
     keep : (K,) int64 array
         NumPy or CuPy, as ``boxes``; by descending score over all labels, equal scores by index: exactly
-        :func:`reference.nms.batched_nms`.
+        :func:`fcis_twin.reference.nms.batched_nms`.
 
     Notes
     -----
@@ -321,7 +321,7 @@ def _mask_kernel(boxes, block_first, block_end, threshold, mask):
     Grid ``(B, width)``: ``blockIdx.x`` is the row block, ``blockIdx.y`` the column block counted from the first
     block of the row block's label.  The column block's 64 boxes are staged in shared memory, then each thread
     compares its row box with them.  Blocks below the diagonal or past the label's end leave at once.  No FMA can
-    change a bit: every product in :func:`accelerated._float32.iou` is ``__fmul_rn``.
+    change a bit: every product in :func:`fcis_twin.accelerated._float32.iou` is ``__fmul_rn``.
     """
     row_block, col, tid = cuda.blockIdx.x, cuda.blockIdx.y, cuda.threadIdx.x
     first, end = block_first[row_block], block_end[row_block]
@@ -399,7 +399,7 @@ CUDA_SOURCE = r"""
 #define THREADS 64       // one bit per box in a 64-bit mask word
 #define PASS_THREADS 64  // threads of the one-block pass: they stage ranks for its walker
 
-// reference.boxes._iou, one float32 operation at a time; compiled with --fmad=false
+// fcis_twin.reference.boxes._iou, one float32 operation at a time; compiled with --fmad=false
 __device__ float iou(float ax1, float ay1, float ax2, float ay2, float bx1, float by1, float bx2, float by2) {
     float iw = fmaxf(fminf(ax2, bx2) - fmaxf(ax1, bx1), 0.0f);
     float ih = fmaxf(fminf(ay2, by2) - fmaxf(ay1, by1), 0.0f);
@@ -408,7 +408,7 @@ __device__ float iou(float ax1, float ay1, float ax2, float ay2, float bx1, floa
     return uni > 0.0f ? inter / uni : 0.0f;
 }
 
-// accelerated.nms._mask_kernel
+// fcis_twin.accelerated.nms._mask_kernel
 extern "C" __global__ void nms_mask(const float* boxes, const long long* block_first, const long long* block_end,
                                     const float threshold, const long long width, unsigned long long* mask) {
     const long long row_block = blockIdx.x, col = blockIdx.y;
@@ -441,7 +441,7 @@ extern "C" __global__ void nms_mask(const float* boxes, const long long* block_f
     }
 }
 
-// accelerated.nms._pass_kernel
+// fcis_twin.accelerated.nms._pass_kernel
 extern "C" __global__ void nms_pass(const long long* rank_pos, const long long* order, const long long n,
                                     const unsigned long long* mask, const long long width,
                                     const long long* block_first, const long long* block_end,

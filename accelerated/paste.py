@@ -1,14 +1,14 @@
-r"""Pasting ``P x P`` mask probabilities into the image: the accelerated twin of :mod:`reference.paste`.
+r"""Pasting ``P x P`` mask probabilities into the image: the accelerated twin of :mod:`fcis_twin.reference.paste`.
 
 Every backend computes, for each detection and each image pixel of its rounded box that lies in the image, the
-bilinear sample of :func:`reference.paste.paste_masks` with the same float32 operations in the same order, so the
+bilinear sample of :func:`fcis_twin.reference.paste.paste_masks` with the same float32 operations in the same order, so the
 results agree bit for bit: ``fl(fl(w0 * m0) + fl(w1 * m1))`` per axis, rows first.  Work is spent only on the
 in-image part of each box (a *region*); the rest of the ``(D, H, W)`` output is a fill.
 
 The scalar pieces of that arithmetic (:func:`_axis_coord`, :func:`_lerp`, :func:`_bilinear`,
-:func:`accelerated._float32.mul_rn`) are written once as ``numba.njit`` functions and called from the Numba-CPU loops and the Numba-CUDA kernels alike; the
+:func:`fcis_twin.accelerated._float32.mul_rn`) are written once as ``numba.njit`` functions and called from the Numba-CPU loops and the Numba-CUDA kernels alike; the
 CuPy kernels repeat them in CUDA C (:data:`CUDA_HELPERS`), compiled with :data:`NVRTC_OPTIONS`.
-:mod:`accelerated.voting` samples its voters' masks with the same pieces.
+:mod:`fcis_twin.accelerated.voting` samples its voters' masks with the same pieces.
 """
 
 import functools
@@ -18,8 +18,8 @@ import numba
 import numpy as np
 from numba import cuda
 
-from reference._checks import as_image_shape, as_probability, round_half_away
-from reference.paste import _as_mask_probs, _as_paste_boxes
+from ..reference._checks import as_image_shape, as_probability, round_half_away
+from ..reference.paste import _as_mask_probs, _as_paste_boxes
 
 from ._float32 import mul_rn as _mul_rn
 from ._backend import is_cupy, like, resolve_backend, to_host
@@ -42,12 +42,12 @@ def paste_masks(masks, boxes, image_shape, *, threshold=None, backend=None):
     threshold : float in [0, 1], optional
         When given, return ``prob >= float32(threshold)`` instead of the probabilities.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
-        ``None`` picks the fastest available (:func:`accelerated._backend.resolve_backend`).
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated._backend.resolve_backend`).
 
     Returns
     -------
     pasted : (D, H, W) float32 array, or bool when ``threshold`` is given
-        NumPy or CuPy, as ``masks``; bit-identical to :func:`reference.paste.paste_masks`.
+        NumPy or CuPy, as ``masks``; bit-identical to :func:`fcis_twin.reference.paste.paste_masks`.
 
     Notes
     -----
@@ -94,7 +94,7 @@ def box_regions(boxes, height, width):
     """``(R, REGION_FIELDS)`` int64 regions of host ``(R, 4)`` boxes: the rounded box and its in-image part.
 
     Columns ``y1, x1, h, w`` are the rounded box (``round_half_away``, ``h, w >= 1``); ``top, left, bottom,
-    right`` its half-open intersection with the image, as :func:`reference.paste.paste_mask_region`'s ``y0, x0``
+    right`` its half-open intersection with the image, as :func:`fcis_twin.reference.paste.paste_mask_region`'s ``y0, x0``
     and extents (an empty region has ``bottom == top`` or ``right == left``).
     """
     rounded = round_half_away(boxes).astype(np.int64).reshape(-1, 4)  # (R, 4) as X1, Y1, X2, Y2
@@ -108,7 +108,7 @@ def region_offsets(regions):
 
 
 def as_device_mask_probs(name, masks, *, ndim, xp=None):
-    """:func:`reference.paste._as_mask_probs` for a device array: the same checks and messages, no host copy.
+    """:func:`fcis_twin.reference.paste._as_mask_probs` for a device array: the same checks and messages, no host copy.
 
     ``xp`` is the array module (CuPy by default; NumPy in tests, which compare the messages with the reference).
     Only booleans (finite, in range) go back to the host.

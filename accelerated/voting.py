@@ -1,11 +1,11 @@
-r"""Mask voting: the accelerated twin of :mod:`reference.voting`.
+r"""Mask voting: the accelerated twin of :mod:`fcis_twin.reference.voting`.
 
 The candidates (per-class NMS, per-class cap, global cut) are chosen on the host from the small ``boxes`` and
-``cls_probs`` arrays, all classes in one :func:`accelerated.nms.batched_nms` call.  The voting itself is a weighted
+``cls_probs`` arrays, all classes in one :func:`fcis_twin.accelerated.nms.batched_nms` call.  The voting itself is a weighted
 sum computed where the pixels are, in four steps that every backend takes in the same order:
 
 1. **Voter flags**, one thread per (detection, ROI): ``IoU >= vote_threshold`` with the float32 formula of
-   :func:`reference.boxes._iou`, or the ROI is the detection's own.
+   :func:`fcis_twin.reference.boxes._iou`, or the ROI is the detection's own.
 2. **Voter lists** in CSR form, ``voters[voter_offsets[i]:voter_offsets[i + 1]]`` ascending: the flags compacted
    row by row (:func:`voter_lists`).
 3. **Windows**, one thread per detection: the weight sum ``sum_j p_j`` in float32, ascending ``j``, and the union of
@@ -15,7 +15,7 @@ sum computed where the pixels are, in four steps that every backend takes in the
    binary_threshold``; the mask's tight box grows by atomic min/max.
 
 No voter's full-image mask is ever formed: each thread samples the ``P x P`` masks it needs.  Every float32 product
-is rounded on its own (:func:`accelerated._float32.mul_rn`, ``--fmad=false``), so the masks agree bit for bit with
+is rounded on its own (:func:`fcis_twin.accelerated._float32.mul_rn`, ``--fmad=false``), so the masks agree bit for bit with
 the reference.
 """
 
@@ -25,9 +25,9 @@ import numba
 import numpy as np
 from numba import cuda
 
-from reference._checks import as_image_shape, as_int, as_probabilities, as_probability
-from reference.paste import _as_mask_probs, _as_paste_boxes
-from reference.voting import Detections, _sort_and_cut
+from ..reference._checks import as_image_shape, as_int, as_probabilities, as_probability
+from ..reference.paste import _as_mask_probs, _as_paste_boxes
+from ..reference.voting import Detections, _sort_and_cut
 
 from ._float32 import iou as _iou
 from ._float32 import mul_rn as _mul_rn
@@ -65,17 +65,17 @@ def mask_voting(
         Class probabilities in ``[0, 1]``.
     image_shape : (H, W)
     nms_threshold, vote_threshold, binary_threshold, max_detections, score_threshold
-        As :func:`reference.voting.mask_voting`.
+        As :func:`fcis_twin.reference.voting.mask_voting`.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
 
     Returns
     -------
-    reference.voting.Detections
-        Equal to :func:`reference.voting.mask_voting`'s, its arrays NumPy or CuPy as ``cls_masks``.
+    fcis_twin.reference.voting.Detections
+        Equal to :func:`fcis_twin.reference.voting.mask_voting`'s, its arrays NumPy or CuPy as ``cls_masks``.
 
     Notes
     -----
-    See the module docstring for the four steps and :func:`reference.voting.mask_voting` for the definition.  Only
+    See the module docstring for the four steps and :func:`fcis_twin.reference.voting.mask_voting` for the definition.  Only
     ``boxes`` and ``cls_probs`` (small) are validated on a host copy; a CuPy ``cls_masks`` is checked on the device.
 
     Examples
@@ -146,11 +146,11 @@ def mask_voting(
 
 
 def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold, batched_nms):
-    """``(rois, labels)`` int64, as :func:`reference.voting._candidates`, with one ``batched_nms`` call.
+    """``(rois, labels)`` int64, as :func:`fcis_twin.reference.voting._candidates`, with one ``batched_nms`` call.
 
     Every live ``(ROI r, class c)`` pair (``c >= 1``, probability at least ``score_threshold``) becomes a box
     labelled ``c``, flattened ROI-major, so that within a class a lower flat index is a lower ROI index: the
-    batched NMS then keeps, per class, what :func:`reference.nms.nms` keeps, and lists each class's survivors in
+    batched NMS then keeps, per class, what :func:`fcis_twin.reference.nms.nms` keeps, and lists each class's survivors in
     its NMS order (descending score, ties by ROI).  The per-class cap takes the first ``max_detections`` of each
     class in that order; the rest is the reference's sort and global cut.
     """
@@ -472,7 +472,7 @@ def _vote_kernel(cls_masks, cls_probs, labels, regions, voter_offsets, voters, w
 
 #: The voting kernels, the CUDA C spelling of the Numba-CUDA ones; compiled with ``--fmad=false``.
 VOTING_SOURCE = CUDA_HELPERS + r"""
-// IoU in float32, in the order of reference.boxes._iou; 0 for an empty union.
+// IoU in float32, in the order of fcis_twin.reference.boxes._iou; 0 for an empty union.
 __device__ float iou(const float* a, const float* b) {
     float iw = fmaxf(fminf(a[2], b[2]) - fmaxf(a[0], b[0]), 0.0f);
     float ih = fmaxf(fminf(a[3], b[3]) - fmaxf(a[1], b[1]), 0.0f);

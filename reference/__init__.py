@@ -5,5 +5,3 @@ One module per stage (``boxes``, ``anchors``, ``proposals``, ``nms``, ``assemble
 from its ground truth (``oracle``).  Conventions (box coordinates, channel layout, rounding) are written in
 ``docs/conventions.md``.  This package never imports the accelerated side.
 """
-
-__version__ = "0.1.0"

@@ -104,7 +104,7 @@ def shift_anchors(base, feature_shape, stride):
     anchors : (H * W * A, 4) float32 ndarray
         Ordered ``(y, x, anchor)``: row ``(y * W + x) * A + a`` is ``base[a]`` shifted by
         ``(x * stride, y * stride)``, the order in which RPN outputs are flattened
-        (:func:`reference.proposals.rpn_outputs_to_anchor_order`).
+        (:func:`fcis_twin.reference.proposals.rpn_outputs_to_anchor_order`).
 
     Notes
     -----

@@ -44,7 +44,7 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
     ----------
     scenes : iterable of Scene
         Anything with ``image`` ((H, W, 3) uint8, RGB), ``masks`` ((n, H, W) bool, none empty) and ``labels``
-        ((n,) ints in ``1 .. C - 1``), e.g. a :class:`reference.shapes.SceneSet`.
+        ((n,) ints in ``1 .. C - 1``), e.g. a :class:`fcis_twin.reference.shapes.SceneSet`.
     out_dir : str or path
         Created if missing; files of the same names are overwritten.
     class_names : sequence of C str
@@ -68,7 +68,7 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
     Examples
     --------
     >>> import json, tempfile
-    >>> from reference.shapes import Scene
+    >>> from fcis_twin.reference.shapes import Scene
     >>> mask = np.array([[[0, 1, 1, 1],
     ...                   [0, 1, 1, 1],
     ...                   [1, 0, 1, 1]]], bool)
@@ -107,7 +107,7 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
 
 
 def make_data(out_dir, n, seed, *, image_size=(128, 128)):
-    """``fcis data make``: write :func:`reference.shapes.make_dataset` ``(n, seed=seed)`` to ``out_dir``.
+    """``fcis data make``: write :func:`fcis_twin.reference.shapes.make_dataset` ``(n, seed=seed)`` to ``out_dir``.
 
     Returns
     -------
@@ -115,7 +115,7 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128)):
         ``out_dir/instances.json``; the images are in ``out_dir/images``.
     """
     scenes = make_dataset(n, seed=seed, image_size=image_size)
-    info = dict(description="fcis-twin synthetic shapes (reference.shapes.make_dataset)", n_images=len(scenes),
+    info = dict(description="fcis-twin synthetic shapes (fcis_twin.reference.shapes.make_dataset)", n_images=len(scenes),
                 seed=int(seed), image_size=list(scenes.scene_kwargs["image_shape"]))
     return write_coco(scenes, out_dir, info=info)
 
@@ -124,7 +124,7 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128)):
 class CocoImage:
     """One image of a COCO-format set and its instances, ``n`` ordinary ones and ``m`` crowd regions.
 
-    The attributes ``image``, ``masks``, ``labels`` and ``boxes`` are those of a :class:`reference.shapes.Scene`,
+    The attributes ``image``, ``masks``, ``labels`` and ``boxes`` are those of a :class:`fcis_twin.reference.shapes.Scene`,
     so the oracle and the evaluation take either.
 
     Attributes
@@ -159,7 +159,7 @@ class CocoImage:
         return self.masks.shape[1:]
 
     def to_scene(self):
-        """The ordinary instances as a :class:`reference.shapes.Scene` (for the oracle), crowd regions left out.
+        """The ordinary instances as a :class:`fcis_twin.reference.shapes.Scene` (for the oracle), crowd regions left out.
 
         COCO keeps no occluded parts, so the visible masks stand in for ``full_masks`` as well.
         """

@@ -30,7 +30,7 @@ def joint_forward(assembled):
     ----------
     assembled : (R, 2*C, P, P) float32 array_like
         Channel ``cls*2 + j``, ``j = 0`` outside, ``j = 1`` inside (the output of
-        :func:`reference.assemble.ps_assemble`); finite, ``C >= 1``, ``P >= 1``.
+        :func:`fcis_twin.reference.assemble.ps_assemble`); finite, ``C >= 1``, ``P >= 1``.
 
     Returns
     -------

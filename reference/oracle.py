@@ -1,6 +1,6 @@
 r"""Oracle network outputs: what a perfectly trained FCIS would output for a scene, computed from its ground truth.
 
-:func:`oracle_outputs` builds the four tensors that :func:`reference.detect.detect` consumes (RPN probabilities
+:func:`oracle_outputs` builds the four tensors that :func:`fcis_twin.reference.detect.detect` consumes (RPN probabilities
 and deltas, inside/outside score maps, box-regression maps) so that every inference stage can be run and drawn on
 meaningful data before any network is trained.
 
@@ -147,7 +147,7 @@ def oracle_outputs(scene, anchors, *, stride=2, group_size=7, num_classes=5, log
            [6., 6.]], dtype=float32)
     >>> # at the default stride 2, centres 1, 3, 5 lie in the box widened by 2 px, [-2, 6); with k = 1 the ROI
     >>> # centre is the pixel centre p, and dx = (2 - p) / 4 / 0.2 (likewise dy by rows)
-    >>> from reference.anchors import shift_anchors
+    >>> from fcis_twin.reference.anchors import shift_anchors
     >>> out = oracle_outputs(scene, shift_anchors([[0, 0, 4, 4]], (4, 4), 2), group_size=1, num_classes=2)
     >>> out.bbox_maps[0, 4]  # dx, channel ((1*4 + 0)*1 + 0)*1 + 0
     array([[ 1.25, -1.25, -3.75,  0.  ],
@@ -156,7 +156,7 @@ def oracle_outputs(scene, anchors, *, stride=2, group_size=7, num_classes=5, log
            [ 0.  ,  0.  ,  0.  ,  0.  ]], dtype=float32)
     """
     if not isinstance(scene, Scene):
-        raise TypeError(f"scene must be a reference.shapes.Scene, got {type(scene).__name__}")
+        raise TypeError(f"scene must be a fcis_twin.reference.shapes.Scene, got {type(scene).__name__}")
     stride = as_int("stride", stride, low=1)
     k = as_int("group_size", group_size, low=1)
     num_classes = as_int("num_classes", num_classes, low=2)

@@ -169,7 +169,7 @@ def _as_mask_probs(name, masks, *, ndim):
 
 
 def _as_paste_boxes(name, boxes):
-    """``(R, 4)`` float32 boxes as :func:`reference._checks.as_boxes`, coordinates within ``MAX_COORDINATE``."""
+    """``(R, 4)`` float32 boxes as :func:`fcis_twin.reference._checks.as_boxes`, coordinates within ``MAX_COORDINATE``."""
     boxes = as_boxes(name, boxes)
     if boxes.size and (np.abs(boxes) > MAX_COORDINATE).any():
         limit = f"{MAX_COORDINATE:.0f}"

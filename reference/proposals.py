@@ -1,7 +1,7 @@
 r"""Region proposals: RPN outputs and anchors in, scored boxes out.
 
 :func:`rpn_outputs_to_anchor_order` flattens the official RPN output maps into the ``(y, x, anchor)`` order of
-:func:`reference.anchors.shift_anchors`; :func:`propose` decodes, clips, filters, ranks and suppresses, as the
+:func:`fcis_twin.reference.anchors.shift_anchors`; :func:`propose` decodes, clips, filters, ranks and suppresses, as the
 official ``proposal`` operator of FCIS does at test time, except that it never pads the result with random repeats
 (``docs/conventions.md``).
 """
@@ -106,7 +106,7 @@ def propose(
     deltas : (R, 4) float32 array_like
         RPN deltas ``(dx, dy, dw, dh)`` of each anchor (stds ``(1, 1, 1, 1)``).
     anchors : (R, 4) float32 array_like
-        Half-open anchors in image pixels, e.g. :func:`reference.anchors.shift_anchors`; this sets ``R``.
+        Half-open anchors in image pixels, e.g. :func:`fcis_twin.reference.anchors.shift_anchors`; this sets ``R``.
     image_shape : (H, W)
         Image height and width in pixels; boxes are clipped to ``[0, W] x [0, H]``.
     pre_nms_top_n : int >= 1
@@ -131,12 +131,12 @@ def propose(
     defaults are the official test configuration (``TEST.RPN_PRE_NMS_TOP_N`` 6000, ``RPN_POST_NMS_TOP_N`` 300,
     ``RPN_NMS_THRESH`` 0.7, ``RPN_MIN_SIZE`` 2).  The steps, in this order:
 
-    1. decode: :func:`reference.boxes.decode_boxes` of ``anchors`` with ``deltas`` and stds ``(1, 1, 1, 1)``;
-    2. clip: :func:`reference.boxes.clip_boxes` to ``image_shape``;
+    1. decode: :func:`fcis_twin.reference.boxes.decode_boxes` of ``anchors`` with ``deltas`` and stds ``(1, 1, 1, 1)``;
+    2. clip: :func:`fcis_twin.reference.boxes.clip_boxes` to ``image_shape``;
     3. filter: keep ``x2 - x1 >= min_size`` and ``y2 - y1 >= min_size``;
     4. rank: ``np.argsort(-fg_prob, kind="stable")`` of the survivors, first ``pre_nms_top_n`` (ties: lower
        anchor index first);
-    5. suppress: :func:`reference.nms.nms` at ``nms_threshold``, first ``post_nms_top_n``.
+    5. suppress: :func:`fcis_twin.reference.nms.nms` at ``nms_threshold``, first ``post_nms_top_n``.
 
     The official code measures ``min_size`` on inclusive boxes (``x2 - x1 + 1``), which is our half-open width,
     and sorts with an unstable ``argsort()[::-1]``; here ties go to the lower anchor index, and a short result is

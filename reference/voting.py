@@ -72,7 +72,7 @@ def mask_voting(
         Class probabilities in ``[0, 1]``.
     image_shape : (H, W)
     nms_threshold : float in [0, 1]
-        Per-class NMS suppresses IoU **greater** than this (:func:`reference.nms.nms`).
+        Per-class NMS suppresses IoU **greater** than this (:func:`fcis_twin.reference.nms.nms`).
     vote_threshold : float in [0, 1]
         ROI ``j`` votes for detection ``r`` when ``IoU(boxes[j], boxes[r]) >= vote_threshold``.
     binary_threshold : float in [0, 1]

@@ -24,7 +24,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` need a real CUDA GPU: skip them, with the reason, where there is none."""
-    from accelerated._backend import available_backends, cuda_simulated
+    from fcis_twin.accelerated._backend import available_backends, cuda_simulated
 
     real = [b for b in available_backends() if b == "cupy" or (b == "numba-cuda" and not cuda_simulated())]
     if real:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.anchors import anchor_base, shift_anchors
+from fcis_twin.reference.anchors import anchor_base, shift_anchors
 
 #: The classic ``generate_anchors()`` output, inclusive boxes, ratio-major (ratios 0.5, 1, 2 x scales 8, 16, 32).
 CLASSIC_INCLUSIVE = np.float32(
@@ -90,7 +90,7 @@ def test_single_anchor_is_the_base_box():
 )
 def test_anchor_base_matches_classic_structure(base_size, ratios, scales):
     """anchor_base is the classic enumeration (through inclusive coordinates) with half-away rounding, +1."""
-    from reference._checks import round_half_away
+    from fcis_twin.reference._checks import round_half_away
 
     a = anchor_base(base_size, ratios, scales)
     assert a.shape == (len(ratios) * len(scales), 4) and a.dtype == np.float32

@@ -1,4 +1,4 @@
-"""Tests for position-sensitive assembling (``reference.assemble``): loop templates and vectorized versions."""
+"""Tests for position-sensitive assembling (``fcis_twin.reference.assemble``): loop templates and vectorized versions."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.assemble import ps_assemble, ps_assemble_backward, ps_assemble_backward_loop, ps_assemble_loop
+from fcis_twin.reference.assemble import ps_assemble, ps_assemble_backward, ps_assemble_backward_loop, ps_assemble_loop
 
 FORWARD = [ps_assemble_loop, ps_assemble]
 BACKWARD = [ps_assemble_backward_loop, ps_assemble_backward]

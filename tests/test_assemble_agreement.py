@@ -1,4 +1,4 @@
-"""Agreement of ``accelerated.assemble`` with ``reference.assemble`` on every backend, forward and backward.
+"""Agreement of ``fcis_twin.accelerated.assemble`` with ``fcis_twin.reference.assemble`` on every backend, forward and backward.
 
 Tolerances, once per kind of result (all float32):
 
@@ -25,10 +25,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from accelerated import assemble as acc
-from accelerated._backend import available_backends, cuda_simulated
-from reference._checks import as_array
-from reference.assemble import (
+from fcis_twin.accelerated import assemble as acc
+from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.reference._checks import as_array
+from fcis_twin.reference.assemble import (
     _check_backward,
     ps_assemble,
     ps_assemble_backward,
@@ -288,7 +288,7 @@ def host_kernels(tmp_path_factory):
 
 
 def _host_launch(launcher, threads, data, rois, output, input_shape, k, P, s):
-    """Launch a host-built kernel with ``threads`` threads, as :mod:`accelerated.assemble`'s CuPy path does."""
+    """Launch a host-built kernel with ``threads`` threads, as :mod:`fcis_twin.accelerated.assemble`'s CuPy path does."""
     data, rois = np.ascontiguousarray(data, np.float32), np.ascontiguousarray(rois, np.float32)
     N, channels, height, width = input_shape
     output_dim = channels // (k * k)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from accelerated import bench
-from accelerated.cli import main
+from fcis_twin import bench
+from fcis_twin.cli import main
 
 
 def test_quick_bench_writes_json_markdown_and_plot(tmp_path, capsys):

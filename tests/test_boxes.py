@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.boxes import BBOX_XFORM_CLIP, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes
+from fcis_twin.reference.boxes import BBOX_XFORM_CLIP, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes
 
 from .strategies import boxes
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from accelerated.cli import main
+from fcis_twin.cli import main
 
 
 def test_demo_writes_figure_and_prints_table(tmp_path, capsys):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from reference.demo import SCENE_CONFIG, best_mask_iou, run_oracle_pipeline
-from reference.detect import FCISConfig, detect
-from reference.evaluate import mask_iou
-from reference.shapes import CLASS_NAMES, make_scene
+from fcis_twin.demo import SCENE_CONFIG, best_mask_iou, run_oracle_pipeline
+from fcis_twin.reference.detect import FCISConfig, detect
+from fcis_twin.reference.evaluate import mask_iou
+from fcis_twin.reference.shapes import CLASS_NAMES, make_scene
 
 SEEDS = range(12)
 
@@ -58,7 +58,7 @@ def test_intermediate_shapes(runs):
 
 def test_regression_moves_proposals_towards_ground_truth(runs):
     """On oracle outputs, box regression does not make the proposals worse on average."""
-    from reference.boxes import box_iou
+    from fcis_twin.reference.boxes import box_iou
 
     ious_before, ious_after = [], []
     for scene, _, stages in runs.values():

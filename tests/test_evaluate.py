@@ -14,10 +14,10 @@ from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from reference.boxes import tight_boxes
-from reference.evaluate import COCO_METRICS, detections_to_coco, evaluate_coco, evaluate_sds, mask_iou
-from reference.shapes import make_scene
-from reference.voting import Detections
+from fcis_twin.reference.boxes import tight_boxes
+from fcis_twin.reference.evaluate import COCO_METRICS, detections_to_coco, evaluate_coco, evaluate_sds, mask_iou
+from fcis_twin.reference.shapes import make_scene
+from fcis_twin.reference.voting import Detections
 
 
 def encode(masks):

@@ -1,4 +1,4 @@
-"""Tests for the joint mask and class formulation (``reference.joint``)."""
+"""Tests for the joint mask and class formulation (``fcis_twin.reference.joint``)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference import joint
-from reference.joint import JointOutput, joint_backward, joint_forward
+from fcis_twin.reference import joint
+from fcis_twin.reference.joint import JointOutput, joint_backward, joint_forward
 
 #: float32 unit roundoff.
 U32 = 2.0**-24

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.boxes import box_iou
-from reference.nms import batched_nms, nms
+from fcis_twin.reference.boxes import box_iou
+from fcis_twin.reference.nms import batched_nms, nms
 
 from .strategies import boxes_and_scores
 

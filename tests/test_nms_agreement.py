@@ -1,7 +1,7 @@
-"""accelerated.nms against reference.nms on every backend: the keep indices must be identical.
+"""fcis_twin.accelerated.nms against fcis_twin.reference.nms on every backend: the keep indices must be identical.
 
 NMS returns indices only, so nothing here has a tolerance: every backend repeats the float32 operations of
-``reference.boxes._iou`` in order (no fused multiply-add), so even boxes lying exactly at the threshold go the same
+``fcis_twin.reference.boxes._iou`` in order (no fused multiply-add), so even boxes lying exactly at the threshold go the same
 way.  Grid coordinates (tests/strategies.py) make exact ties and exact IoU values common; arbitrary float32
 coordinates make the products inexact, which is where a fused multiply-add would show (on a GPU).
 
@@ -18,10 +18,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from accelerated import nms as acc
-from accelerated._backend import available_backends, cuda_simulated
-from reference import nms as ref
-from reference.boxes import box_iou
+from fcis_twin.accelerated import nms as acc
+from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.reference import nms as ref
+from fcis_twin.reference.boxes import box_iou
 
 from .strategies import boxes, scores
 

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.assemble import ps_assemble
-from reference.boxes import HEAD_STDS, box_iou, decode_boxes, tight_boxes
-from reference.oracle import OracleOutputs, _membership, oracle_outputs
-from reference.shapes import Scene, make_scene
+from fcis_twin.reference.assemble import ps_assemble
+from fcis_twin.reference.boxes import HEAD_STDS, box_iou, decode_boxes, tight_boxes
+from fcis_twin.reference.oracle import OracleOutputs, _membership, oracle_outputs
+from fcis_twin.reference.shapes import Scene, make_scene
 
 #: Anchor sides (w, h): squares of three sizes and 2:1 / 1:2 boxes.
 ANCHOR_SIDES = np.float32([[8, 8], [16, 16], [32, 32], [16, 8], [8, 16], [32, 16], [16, 32]])

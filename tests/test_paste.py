@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.paste import MAX_COORDINATE, paste_mask_region, paste_masks
+from fcis_twin.reference.paste import MAX_COORDINATE, paste_mask_region, paste_masks
 
 #: Box coordinates on a half-pixel grid around a small image, so that .5 cases and partly-outside boxes are common.
 half_coordinate = st.integers(-12, 30).map(lambda v: np.float32(v / 2))

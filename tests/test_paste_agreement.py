@@ -19,10 +19,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from accelerated import paste as accel
-from accelerated._backend import available_backends, cuda_simulated
-from reference.paste import MAX_COORDINATE, _as_mask_probs
-from reference.paste import paste_masks as ref_paste_masks
+from fcis_twin.accelerated import paste as accel
+from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.reference.paste import MAX_COORDINATE, _as_mask_probs
+from fcis_twin.reference.paste import paste_masks as ref_paste_masks
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -70,7 +70,7 @@ def test_numba_cpu_agrees(inputs):
 
 @functools.cache
 def bounds_checked():
-    """The numba-cpu loops of accelerated.paste recompiled serially with bounds checking (IndexError when out)."""
+    """The numba-cpu loops of fcis_twin.accelerated.paste recompiled serially with bounds checking (IndexError when out)."""
     return {name: numba.njit(boundscheck=True)(getattr(accel, name).py_func) for name in ("_box_regions", "_paste_cpu")}
 
 

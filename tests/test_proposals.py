@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.anchors import anchor_base, shift_anchors
-from reference.boxes import box_iou, clip_boxes, decode_boxes
-from reference.proposals import Proposals, propose, rpn_outputs_to_anchor_order
+from fcis_twin.reference.anchors import anchor_base, shift_anchors
+from fcis_twin.reference.boxes import box_iou, clip_boxes, decode_boxes
+from fcis_twin.reference.proposals import Proposals, propose, rpn_outputs_to_anchor_order
 
 from .strategies import boxes, scores
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.shapes import (CLASS_NAMES, DATASET_MIN_SIZE, Scene, SceneSet, _draw_objects, _rasterise, make_dataset,
+from fcis_twin.reference.shapes import (CLASS_NAMES, DATASET_MIN_SIZE, Scene, SceneSet, _draw_objects, _rasterise, make_dataset,
                               make_scene, tight_boxes)
 
 #: Small scenes keep every property test fast; objects still span several pixels and overlap often.

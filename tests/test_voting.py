@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from reference.boxes import box_iou
-from reference.nms import nms
-from reference.paste import paste_masks
-from reference.voting import Detections, mask_voting
+from fcis_twin.reference.boxes import box_iou
+from fcis_twin.reference.nms import nms
+from fcis_twin.reference.paste import paste_masks
+from fcis_twin.reference.voting import Detections, mask_voting
 
 #: Probabilities on a coarse dyadic grid: exact in float32, equal scores (ties) common.
 grid_prob = st.integers(0, 8).map(lambda v: np.float32(v / 8))

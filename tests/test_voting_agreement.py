@@ -23,14 +23,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from accelerated import voting as accel
-from accelerated._backend import available_backends, cuda_simulated
-from accelerated.paste import NVRTC_OPTIONS
-from reference.boxes import box_iou
-from reference.nms import batched_nms as ref_batched_nms
-from reference.paste import _as_mask_probs, paste_masks
-from reference.voting import Detections, _candidates
-from reference.voting import mask_voting as ref_mask_voting
+from fcis_twin.accelerated import voting as accel
+from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.accelerated.paste import NVRTC_OPTIONS
+from fcis_twin.reference.boxes import box_iou
+from fcis_twin.reference.nms import batched_nms as ref_batched_nms
+from fcis_twin.reference.paste import _as_mask_probs, paste_masks
+from fcis_twin.reference.voting import Detections, _candidates
+from fcis_twin.reference.voting import mask_voting as ref_mask_voting
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -129,7 +129,7 @@ def test_numba_cpu_agrees(scene_, kwargs):
 
 @functools.cache
 def bounds_checked():
-    """The numba-cpu loops of accelerated.voting recompiled serially with bounds checking (IndexError when out)."""
+    """The numba-cpu loops of fcis_twin.accelerated.voting recompiled serially with bounds checking (IndexError when out)."""
     names = ("_voter_flags_cpu", "_voter_windows_cpu", "_vote_cpu")
     return {name: numba.njit(boundscheck=True)(getattr(accel, name).py_func) for name in names}
 

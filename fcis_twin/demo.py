@@ -1,6 +1,6 @@
 """``fcis demo``: FCIS end to end on a synthetic scene, with oracle network outputs, drawn stage by stage.
 
-:data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`reference.shapes`: the
+:data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`fcis_twin.reference.shapes`: the
 paper's settings except a feature stride of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle
 uses too.  Notebooks import it from here.
 """
@@ -10,17 +10,17 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from .anchors import anchor_base, shift_anchors
-from ._checks import as_int
-from .boxes import box_iou
-from .detect import FCISConfig, Stages, detect
-from .evaluate import mask_iou
-from .oracle import OracleOutputs, oracle_outputs
-from .paste import paste_masks
-from .shapes import CLASS_NAMES, Scene, make_scene
+from .reference.anchors import anchor_base, shift_anchors
+from .reference._checks import as_int
+from .reference.boxes import box_iou
+from .reference.detect import FCISConfig, Stages, detect
+from .reference.evaluate import mask_iou
+from .reference.oracle import OracleOutputs, oracle_outputs
+from .reference.paste import paste_masks
+from .reference.shapes import CLASS_NAMES, Scene, make_scene
 from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic
 
-#: Inference settings for the synthetic scenes: the paper's, at feature stride 2 (see :mod:`reference.oracle`).
+#: Inference settings for the synthetic scenes: the paper's, at feature stride 2 (see :mod:`fcis_twin.reference.oracle`).
 SCENE_CONFIG = FCISConfig(stride=2)
 
 
@@ -178,7 +178,7 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter)
 
     Parameters
     ----------
-    coco_set : reference.coco.CocoSet
+    coco_set : fcis_twin.reference.coco.CocoSet
         Loaded with images (``load_coco(..., with_images=True)``).
     limit : int, optional
         Only the first ``limit`` images.
@@ -191,7 +191,7 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter)
     metrics : dict
         ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...)}``.
     """
-    from .evaluate import detections_to_coco, evaluate_coco, evaluate_sds
+    from .reference.evaluate import detections_to_coco, evaluate_coco, evaluate_sds
 
     n = len(coco_set) if limit is None else min(as_int("limit", limit, low=1), len(coco_set))
     results, detections, truths = [], [], []

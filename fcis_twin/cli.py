@@ -22,7 +22,7 @@ import sys
 
 
 def _demo(args):
-    from reference.demo import run_demo
+    from .demo import run_demo
 
     result = run_demo(seed=args.seed, out=args.out)
     print(result.table)
@@ -41,7 +41,7 @@ def _bench(args):
 
 
 def _data_make(args):
-    from reference.coco import make_data
+    from .reference.coco import make_data
 
     path = make_data(args.out, args.n, args.seed, image_size=tuple(args.size))
     print(f"wrote {args.n} images and {path}")
@@ -53,8 +53,8 @@ def _evaluate(args):
 
     from tqdm import tqdm
 
-    from reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
-    from reference.demo import evaluate_oracle
+    from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
+    from .demo import evaluate_oracle
 
     if args.weights is not None:
         raise ValueError("--weights needs a trained FCIS, which arrives with step 4 of the roadmap; use --oracle")

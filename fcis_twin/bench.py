@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from reference.assemble import ps_assemble as ref_assemble
-from reference.assemble import ps_assemble_backward as ref_assemble_backward
-from reference.nms import batched_nms as ref_batched_nms
-from reference.nms import nms as ref_nms
-from reference.paste import paste_masks as ref_paste
-from reference.voting import mask_voting as ref_voting
+from .reference.assemble import ps_assemble as ref_assemble
+from .reference.assemble import ps_assemble_backward as ref_assemble_backward
+from .reference.nms import batched_nms as ref_batched_nms
+from .reference.nms import nms as ref_nms
+from .reference.paste import paste_masks as ref_paste
+from .reference.voting import mask_voting as ref_voting
 
-from ._backend import available_backends, cuda_simulated
+from .accelerated._backend import available_backends, cuda_simulated
 
 #: FCIS on COCO: 81 classes, k = 7, P = 21, stride 16, a 600 x 1000 image (feature map 38 x 63).
 NUM_CLASSES, K, P, STRIDE, IMAGE = 81, 7, 21, 16, (600, 1000)
@@ -178,7 +178,7 @@ def implementations(backends):
     out = {"reference": (lambda name: WORKLOADS[name][2], False)}
     for backend in backends:
         def factory(name, backend=backend):
-            module = importlib.import_module(f"accelerated.{WORKLOADS[name][0]}")
+            module = importlib.import_module(f"fcis_twin.accelerated.{WORKLOADS[name][0]}")
             fn = getattr(module, WORKLOADS[name][1])
             return lambda *a, **kw: fn(*a, **kw, backend=backend)
         out[backend] = (factory, backend in ("cupy", "numba-cuda"))
