@@ -10,6 +10,7 @@ Results go to an output folder: ``bench.json`` (every record plus the machine), 
 """
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -19,14 +20,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .accelerated._backend import available_backends, cuda_simulated
 from .reference.assemble import ps_assemble as ref_assemble
 from .reference.assemble import ps_assemble_backward as ref_assemble_backward
 from .reference.nms import batched_nms as ref_batched_nms
 from .reference.nms import nms as ref_nms
 from .reference.paste import paste_masks as ref_paste
 from .reference.voting import mask_voting as ref_voting
-
-from .accelerated._backend import available_backends, cuda_simulated
 
 #: FCIS on COCO: 81 classes, k = 7, P = 21, stride 16, a 600 x 1000 image (feature map 38 x 63).
 NUM_CLASSES, K, P, STRIDE, IMAGE = 81, 7, 21, 16, (600, 1000)
@@ -121,8 +121,8 @@ WORKLOADS = {
 }
 
 #: The FCIS-COCO point of each workload, the one the speed targets are about.
-FCIS_COCO = {"assemble": 300, "assemble_pk": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600, "paste": 100,
-             "voting": 600}
+FCIS_COCO = {"assemble": 300, "assemble_pk": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600,
+             "paste": 100, "voting": 600}
 
 
 # --- timing -----------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, worklo
                 fn = factory(name)
                 dev_args = _to_device(args, impl)
                 reps = min(repeats, 3) if impl == "reference" else repeats
-                median, first = time_one(lambda: fn(*dev_args, **kwargs), reps, on_gpu)
+                median, first = time_one(functools.partial(fn, *dev_args, **kwargs), reps, on_gpu)
                 rec = Record(name, size, impl, median, first, reps)
                 if impl == "reference":
                     ref_median = median
@@ -322,7 +322,7 @@ def plot(records, path):
     cols = min(len(names), 3)
     fig = Figure(figsize=(5 * cols, 3.8 * -(-len(names) // cols)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(-(-len(names) // cols), cols)).ravel()
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):  # the last row may hold spare axes, hidden below
         rows = [r for r in records if r.workload == name]
         for impl in dict.fromkeys(r.implementation for r in rows):
             pts = sorted((r.size, r.median_s) for r in rows if r.implementation == impl)

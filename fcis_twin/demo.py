@@ -1,8 +1,8 @@
 """``fcis demo``: FCIS end to end on a synthetic scene, with oracle network outputs, drawn stage by stage.
 
-:data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`fcis_twin.reference.shapes`: the
-paper's settings except a feature stride of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle
-uses too.  Notebooks import it from here.
+:data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`fcis_twin.reference.shapes`:
+:class:`fcis_twin.reference.detect.FCISConfig`'s defaults (whose sources its docstring gives) except a feature stride
+of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle uses too.  Notebooks import it from here.
 """
 
 from dataclasses import dataclass
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from .reference.anchors import anchor_base, shift_anchors
 from .reference._checks import as_int
+from .reference.anchors import anchor_base, shift_anchors
 from .reference.boxes import box_iou
 from .reference.detect import FCISConfig, Stages, detect
 from .reference.evaluate import mask_iou
@@ -20,8 +20,12 @@ from .reference.paste import paste_masks
 from .reference.shapes import CLASS_NAMES, Scene, make_scene
 from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic
 
-#: Inference settings for the synthetic scenes: the paper's, at feature stride 2 (see :mod:`fcis_twin.reference.oracle`).
+#: Inference settings for the synthetic scenes: :class:`FCISConfig`'s defaults at feature stride 2 (see
+#: :mod:`fcis_twin.reference.oracle`).
 SCENE_CONFIG = FCISConfig(stride=2)
+
+#: Classes of the synthetic scenes, background included.
+NUM_SCENE_CLASSES = len(CLASS_NAMES)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class DemoResult:
     table: str
 
 
-def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=len(CLASS_NAMES), **oracle_kwargs):
+def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLASSES, **oracle_kwargs):
     """Oracle network outputs for ``scene`` (``num_classes`` with background) and the full inference on them.
 
     Returns
@@ -123,7 +127,7 @@ def demo_figure(result):
     name = CLASS_NAMES[c]
     # 3-4: the k x k inside / outside maps of class c, cropped around the ROI of the top detection
     y0, y1, x0, x1 = _feature_crop(boxes[r], cfg.stride, outputs.seg_maps.shape[2:])
-    for j, (a, word) in enumerate(zip(ax[2:4], ("inside", "outside"))):
+    for j, (a, word) in enumerate(zip(ax[2:4], ("inside", "outside"), strict=True)):
         j_channel = 1 - j  # j = 1 inside, j = 0 outside
         first = (c * 2 + j_channel) * k * k
         maps = outputs.seg_maps[0, first : first + k * k, y0:y1, x0:x1]  # (k*k, crop h, crop w)

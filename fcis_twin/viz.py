@@ -54,7 +54,7 @@ def draw_instances(ax, image, masks, boxes, labels, class_names, scores=None):
     """Image with coloured masks, boxes and ``class score`` captions."""
     ax.imshow(overlay_masks(image, masks))
     draw_boxes(ax, boxes)
-    for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels))):
+    for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels), strict=True)):
         text = class_names[label] if scores is None else f"{class_names[label]} {scores[i]:.2f}"
         ax.text(box[0], box[1] - 2, text, fontsize=7, color="white", va="bottom",
                 bbox=dict(facecolor=PALETTE[i % len(PALETTE)], alpha=0.8, pad=1, linewidth=0))

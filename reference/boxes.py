@@ -11,7 +11,9 @@ import numpy as np
 
 from ._checks import as_array, as_boxes, as_image_shape
 
-#: Largest log-scale step applied by :func:`decode_boxes` (``dw``, ``dh`` are clamped here before ``exp``).
+#: Largest log-scale step applied by :func:`decode_boxes`: ``dw``, ``dh`` are clamped here before ``exp``.  This
+#: project's own safeguard against overflow of ``exp``; the official decoder (``lib/bbox/bbox_transform.py``,
+#: ``nonlinear_pred``) and ChainerCV's ``loc2bbox`` do not clamp.
 BBOX_XFORM_CLIP = np.float32(math.log(1000.0 / 16.0))
 
 #: De-normalisation of the head's box deltas ``(dx, dy, dw, dh)``; the RPN uses ``(1, 1, 1, 1)``.
@@ -147,8 +149,10 @@ def decode_boxes(boxes, deltas, stds=(1.0, 1.0, 1.0, 1.0)):
 
     Notes
     -----
-    ``dw`` and ``dh`` (after de-normalisation) are clamped at :math:`\log(1000/16)` before ``exp``, as in the
-    official code, so that a wild delta cannot overflow.
+    ``dw`` and ``dh`` (after de-normalisation) are clamped at :math:`\log(1000/16)` before ``exp``, so that a wild
+    delta cannot overflow.  The clamp is this project's own safeguard: the official decoder
+    (``lib/bbox/bbox_transform.py``, ``nonlinear_pred``, aliased ``bbox_pred``) applies ``np.exp`` to ``dw``, ``dh``
+    unclamped, and so does ChainerCV's ``loc2bbox``.
 
     Examples
     --------

@@ -92,7 +92,7 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
         file_name = file_pattern.format(image_id)
         Image.fromarray(image).save(out_dir / IMAGE_FOLDER / file_name, format="PNG")
         images.append(dict(id=image_id, file_name=file_name, height=h, width=w))
-        for mask, label, (x1, y1, x2, y2) in zip(masks, labels, tight_boxes(masks)):
+        for mask, label, (x1, y1, x2, y2) in zip(masks, labels, tight_boxes(masks), strict=True):
             rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))  # RLE runs are column-major
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=image_id, category_id=int(label),
@@ -115,8 +115,8 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128)):
         ``out_dir/instances.json``; the images are in ``out_dir/images``.
     """
     scenes = make_dataset(n, seed=seed, image_size=image_size)
-    info = dict(description="fcis-twin synthetic shapes (fcis_twin.reference.shapes.make_dataset)", n_images=len(scenes),
-                seed=int(seed), image_size=list(scenes.scene_kwargs["image_shape"]))
+    info = dict(description="fcis-twin synthetic shapes (fcis_twin.reference.shapes.make_dataset)",
+                n_images=len(scenes), seed=int(seed), image_size=list(scenes.scene_kwargs["image_shape"]))
     return write_coco(scenes, out_dir, info=info)
 
 
@@ -124,8 +124,8 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128)):
 class CocoImage:
     """One image of a COCO-format set and its instances, ``n`` ordinary ones and ``m`` crowd regions.
 
-    The attributes ``image``, ``masks``, ``labels`` and ``boxes`` are those of a :class:`fcis_twin.reference.shapes.Scene`,
-    so the oracle and the evaluation take either.
+    The attributes ``image``, ``masks``, ``labels`` and ``boxes`` are those of a
+    :class:`fcis_twin.reference.shapes.Scene`, so the oracle and the evaluation take either.
 
     Attributes
     ----------
@@ -159,7 +159,7 @@ class CocoImage:
         return self.masks.shape[1:]
 
     def to_scene(self):
-        """The ordinary instances as a :class:`fcis_twin.reference.shapes.Scene` (for the oracle), crowd regions left out.
+        """The ordinary instances as a :class:`fcis_twin.reference.shapes.Scene` (for the oracle), crowds left out.
 
         COCO keeps no occluded parts, so the visible masks stand in for ``full_masks`` as well.
         """
@@ -216,7 +216,8 @@ class CocoSet(Sequence):
             for j, ann in enumerate(chosen):
                 masks[j] = _decode_segmentation(ann["segmentation"], h, w, _where(ann))
             labels = np.array([self.category_labels[a["category_id"]] for a in chosen], np.int64)
-            boxes = np.array([a["bbox"] if "bbox" in a else _coco_box(m) for a, m in zip(chosen, masks)], np.float64)
+            boxes = np.array([a["bbox"] if "bbox" in a else _coco_box(m)
+                              for a, m in zip(chosen, masks, strict=True)], np.float64)
             boxes = boxes.reshape(-1, 4)  # (k, 4) as (x, y, w, h)
             boxes[:, 2:] += boxes[:, :2]  # (x, y, x + w, y + h)
             parts += [masks, labels, boxes.astype(np.float32)]

@@ -28,10 +28,30 @@ from .voting import Detections, mask_voting
 
 @dataclass(frozen=True)
 class FCISConfig:
-    """Hyper-parameters of FCIS inference; the defaults are the paper's COCO settings.
+    """Hyper-parameters of FCIS inference.
 
     ``stride`` is the feature stride (``spatial_scale = 1 / stride``); anchors are
     ``anchor_base(base_size=stride, ratios, scales)`` shifted over the feature map.
+
+    Notes
+    -----
+    The defaults are the official code's test settings; all but the anchors are those of its COCO configuration
+    (``experiments/fcis/cfgs/resnet_v1_101_coco_fcis_end2end_ohem.yaml``; ``fcis_coco_demo.yaml`` has the same
+    values), which overrides the default configuration ``fcis/config/config.py``:
+
+    - ``anchor_scales`` ``(8, 16, 32)`` with ``anchor_ratios`` ``(0.5, 1, 2)``, 9 anchors: the anchors of the default
+      and the VOC (SBD) configurations.  The COCO configuration's ``ANCHOR_SCALES`` are ``(4, 8, 16, 32)``,
+      12 anchors (``anchor_scales=(4, 8, 16, 32)``).
+    - ``min_size`` 2: the COCO configuration's ``TEST.RPN_MIN_SIZE``; the default configuration's is 16, the
+      feature stride.
+    - ``stride`` 16 (``RPN_FEAT_STRIDE``), ``output_size`` 21 (``MASK_SIZE``), ``binary_threshold`` 0.4
+      (``BINARY_THRESH``), ``pre_nms_top_n`` 6000, ``post_nms_top_n`` 300, ``rpn_nms_threshold`` 0.7
+      (``TEST.RPN_PRE_NMS_TOP_N``, ``TEST.RPN_POST_NMS_TOP_N``, ``TEST.RPN_NMS_THRESH``), ``nms_threshold`` 0.3
+      (``TEST.NMS``): the same in both configurations; ``vote_threshold`` 0.5: the default configuration's
+      ``TEST.MASK_MERGE_THRESH``, which the COCO one keeps.
+    - ``group_size`` 7: the paper's ``k``.  ``max_detections`` 100: ``max_per_image`` in ``fcis/core/tester.py``
+      (``pred_eval``, with mask voting).  ``score_threshold`` 1e-3: the floor of the score cut in
+      ``lib/mask/mask_transform.py`` (``gpu_mask_voting``, ``cpu_mask_voting``).
     """
 
     stride: int = 16
@@ -119,7 +139,11 @@ class Stages:
     detections: Detections = field(repr=False)
 
 
-def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=FCISConfig()):
+#: The configuration :func:`detect` uses when none is given (``FCISConfig()``; frozen, so it is safe to share).
+DEFAULT_CONFIG = FCISConfig()
+
+
+def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG):
     r"""Run FCIS inference on one image's network outputs.
 
     Parameters
@@ -135,6 +159,7 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=FCISCo
     image_shape : (H, W)
         The image the network saw, in pixels.
     config : FCISConfig
+        Default :data:`DEFAULT_CONFIG`.
 
     Returns
     -------

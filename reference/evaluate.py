@@ -216,7 +216,8 @@ def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verb
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-        metrics[iou_type] = {name: float(v) if v >= 0 else math.nan for name, v in zip(COCO_METRICS, ev.stats[:6])}
+        stats = zip(COCO_METRICS, ev.stats[:6], strict=True)
+        metrics[iou_type] = {name: float(v) if v >= 0 else math.nan for name, v in stats}
     return metrics
 
 
@@ -401,7 +402,7 @@ def _sds_images(detections, ground_truth):
         raise ValueError(f"detections and ground_truth must have one entry per image, got {len(detections)} "
                          f"and {len(ground_truth)}")
     images = []
-    for i, (det, gt) in enumerate(zip(detections, ground_truth)):
+    for i, (det, gt) in enumerate(zip(detections, ground_truth, strict=True)):
         for name, obj, attrs in ((f"detections[{i}]", det, ("masks", "labels", "scores")),
                                  (f"ground_truth[{i}]", gt, ("masks", "labels"))):
             if not all(hasattr(obj, a) for a in attrs):

@@ -1,8 +1,8 @@
 r"""Oracle network outputs: what a perfectly trained FCIS would output for a scene, computed from its ground truth.
 
-:func:`oracle_outputs` builds the four tensors that :func:`fcis_twin.reference.detect.detect` consumes (RPN probabilities
-and deltas, inside/outside score maps, box-regression maps) so that every inference stage can be run and drawn on
-meaningful data before any network is trained.
+:func:`oracle_outputs` builds the four tensors that :func:`fcis_twin.reference.detect.detect` consumes (RPN
+probabilities and deltas, inside/outside score maps, box-regression maps) so that every inference stage can be run
+and drawn on meaningful data before any network is trained.
 
 The default feature stride is 2, not FCIS's 16: synthetic scenes are 240 x 320 pixels with objects from 24
 pixels across, and at stride 16 such an object would cover one or two feature pixels, too few to hold a
@@ -108,8 +108,9 @@ def oracle_outputs(scene, anchors, *, stride=2, group_size=7, num_classes=5, log
     More than a cell away from the cell :math:`s_{in} = -b`, :math:`s_{out} = 0`, so an ROI misaligned with the
     instance assembles a low mask probability and a low class score (Sec. 3.2): this is what makes the maps
     position-sensitive; an ROI shifted by less than a cell still reads most of its mask.  Instances of one class
-    are combined by a channel-wise maximum; a class with no instance has :math:`-b` and 0 everywhere.  Background (class 0): every inside and outside channel is
-    :math:`L (1 - f_{any})`, :math:`f_{any}` the fraction of the feature pixel covered by any ground-truth box.
+    are combined by a channel-wise maximum; a class with no instance has :math:`-b` and 0 everywhere.  Background
+    (class 0): every inside and outside channel is :math:`L (1 - f_{any})`, :math:`f_{any}` the fraction of the
+    feature pixel covered by any ground-truth box.
 
     **Box regression** (Sec. 3.3: position-sensitive, :math:`4k^2` maps; the official code's foreground slot
     ``reg = 1``).  A perfect regressor's output depends on the ROI, which a per-pixel map cannot know, so this is
@@ -214,7 +215,7 @@ def _seg_oracle(scene, feature_shape, stride, k, num_classes, logit_scale, outsi
     seg = np.empty((num_classes, 2, k, k, hf, wf), np.float32)  # (C, outside/inside, gh, gw, Hf, Wf)
     seg[:, 0] = 0  # outside score away from every cell
     seg[:, 1] = -bias  # inside score away from every cell
-    for box, label, mask in zip(scene.boxes, scene.labels, scene.masks):
+    for box, label, mask in zip(scene.boxes, scene.labels, scene.masks, strict=True):
         x1, y1, x2, y2 = box
         # feature window [fy0, fy1) x [fx0, fx1) that covers the box widened by one cell, inside the map
         cell_w, cell_h = (x2 - x1) / k, (y2 - y1) / k

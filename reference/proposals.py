@@ -128,8 +128,9 @@ def propose(
     Notes
     -----
     FCIS (Li et al. 2017) feeds the 300 best-scored RPN proposals of an image to its head at inference; the
-    defaults are the official test configuration (``TEST.RPN_PRE_NMS_TOP_N`` 6000, ``RPN_POST_NMS_TOP_N`` 300,
-    ``RPN_NMS_THRESH`` 0.7, ``RPN_MIN_SIZE`` 2).  The steps, in this order:
+    defaults are the official test values (``TEST.RPN_PRE_NMS_TOP_N`` 6000, ``RPN_POST_NMS_TOP_N`` 300,
+    ``RPN_NMS_THRESH`` 0.7) with the COCO configuration's ``RPN_MIN_SIZE`` 2 (the official default,
+    ``fcis/config/config.py``, is the feature stride, 16).  The steps, in this order:
 
     1. decode: :func:`fcis_twin.reference.boxes.decode_boxes` of ``anchors`` with ``deltas`` and stds ``(1, 1, 1, 1)``;
     2. clip: :func:`fcis_twin.reference.boxes.clip_boxes` to ``image_shape``;

@@ -240,7 +240,8 @@ def make_dataset(n_images, *, seed, image_size=(128, 128), min_objects=1, max_ob
     if size_range is None:
         size_range = (DATASET_MIN_SIZE, 2 * min(as_image_shape("image_size", image_size)))
     values = _scene_parameters(image_size, min_objects, max_objects, size_range, min_visible_area, "image_size")
-    kwargs = dict(zip(("image_shape", "min_objects", "max_objects", "size_range", "min_visible_area"), values))
+    names = ("image_shape", "min_objects", "max_objects", "size_range", "min_visible_area")
+    kwargs = dict(zip(names, values, strict=True))
     return SceneSet(np.random.SeedSequence(seed).spawn(n_images), kwargs)  # validated now, not at first access
 
 
@@ -347,7 +348,7 @@ def _polygon(label, r, angle):
 def _inside_polygon(vertices, px, py):
     """(len(py), len(px)) bool, crossing-number test of the grid of points (px, py) against a simple polygon."""
     inside = np.zeros((py.size, px.size), bool)
-    for (xa, ya), (xb, yb) in zip(vertices, np.roll(vertices, -1, axis=0)):
+    for (xa, ya), (xb, yb) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
         crosses = (ya > py) != (yb > py)  # (h_win,) rows whose horizontal line crosses this edge
         if ya == yb:
             continue

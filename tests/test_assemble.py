@@ -1,4 +1,5 @@
-"""Tests for position-sensitive assembling (``fcis_twin.reference.assemble``): loop templates and vectorized versions."""
+"""Tests for position-sensitive assembling (``fcis_twin.reference.assemble``): loop templates and vectorized
+versions."""
 
 import numpy as np
 import pytest
@@ -262,7 +263,7 @@ def test_backward_is_the_adjoint(problem, data):
     """<A x, g> == <x, A^T g> for the loop pair and the vectorized pair."""
     x, rois, kw = problem
     N, CKK, H, W = x.shape
-    k, P = kw["group_size"], kw["output_size"]
+    P = kw["output_size"]
     R = rois.shape[0]
     g = data.draw(_grads(problem))
     # B = <A|x|, |g|> bounds every product's magnitude; the loop errors are (H*W + 1) u and (R*P*P + 1) u of it (see
@@ -271,7 +272,7 @@ def test_backward_is_the_adjoint(problem, data):
     sum_g, sum_x = np.abs(g.astype(np.float64)).sum(), np.abs(x.astype(np.float64)).sum()
     tol = (H * W + R * P * P + 4) * U32 * B + _sat_error(x) * sum_g + _diff_error(g, x.shape) * sum_x
     tol += (R * P * P + 2) * ETA32 * (sum_g + sum_x)  # underflowing divisions and roundings
-    for forward, backward in zip(FORWARD, BACKWARD):
+    for forward, backward in zip(FORWARD, BACKWARD, strict=True):
         lhs = np.vdot(forward(x, rois, **kw).astype(np.float64), g.astype(np.float64))
         rhs = np.vdot(x.astype(np.float64), backward(g, rois, x.shape, **kw).astype(np.float64))
         assert abs(lhs - rhs) <= tol, forward.__name__

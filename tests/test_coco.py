@@ -12,8 +12,16 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from fcis_twin.reference.coco import (ANNOTATION_FILE, IMAGE_FOLDER, POLYGON_LIMIT, CocoSet, _rle_string_counts, load_coco,
-                            make_data, write_coco)
+from fcis_twin.reference.coco import (
+    ANNOTATION_FILE,
+    IMAGE_FOLDER,
+    POLYGON_LIMIT,
+    CocoSet,
+    _rle_string_counts,
+    load_coco,
+    make_data,
+    write_coco,
+)
 from fcis_twin.reference.shapes import CLASS_NAMES, Scene, make_dataset
 
 

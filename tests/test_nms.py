@@ -78,7 +78,7 @@ def test_keep_order_and_uniqueness(bs):
     keep = nms(b, s, 0.5)
     assert keep.dtype == np.int64
     assert len(np.unique(keep)) == len(keep)
-    pairs = list(zip(-s[keep], keep))
+    pairs = list(zip(-s[keep], keep, strict=True))
     assert pairs == sorted(pairs)
 
 

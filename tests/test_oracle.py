@@ -368,7 +368,7 @@ def test_inside_beats_outside_on_masked_parts(seed, stride, k):
     rows, cols = np.arange(64), np.arange(80)  # image pixels; feature pixel of (y, x) is (y // s, x // s)
     cy, cx = rows + 0.5, cols + 0.5  # pixel centres
     n = stride * stride  # image pixels per feature pixel
-    for i, (box, c, mask) in enumerate(zip(scene.boxes, scene.labels, scene.masks)):
+    for i, (box, c, mask) in enumerate(zip(scene.boxes, scene.labels, scene.masks, strict=True)):
         x1, y1, x2, y2 = box.astype(np.float64)
         seg = run(alone(scene, i), stride=stride, group_size=k).seg_maps[0]  # no other instance's maximum
         for gh in range(k):
@@ -406,7 +406,7 @@ def test_scores_far_from_a_cell_and_wholly_in_it(seed, stride, k):
     mask fraction and its complement."""
     scene = make_scene(seed, **SCENE)
     hf, wf = 64 // stride, 80 // stride
-    for i, (box, c, mask) in enumerate(zip(scene.boxes, scene.labels, scene.masks)):
+    for i, (box, c, mask) in enumerate(zip(scene.boxes, scene.labels, scene.masks, strict=True)):
         x1, y1, x2, y2 = box.astype(np.float64)
         seg = run(alone(scene, i), stride=stride, group_size=k).seg_maps[0].reshape(5, 2, k, k, hf, wf)
         sides = []  # per axis: (k, Hf or Wf) "every pixel centre a cell away", "every pixel centre in the cell"

@@ -146,7 +146,7 @@ def test_every_proposal_is_a_clipped_decode(inputs, kw):
     boxes_, scores_ = propose(prob, deltas, anchors, shape, **kw)
     candidates = clip_boxes(decode_boxes(anchors, deltas), shape)
     used = set()
-    for box, score in zip(boxes_, scores_):
+    for box, score in zip(boxes_, scores_, strict=True):
         match = np.flatnonzero((candidates == box).all(axis=1) & (prob == score))
         free = [i for i in match if i not in used]
         assert free, f"{box} with score {score} is not the clipped decode of any unused anchor"

@@ -7,8 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fcis_twin.reference.shapes import (CLASS_NAMES, DATASET_MIN_SIZE, Scene, SceneSet, _draw_objects, _rasterise, make_dataset,
-                              make_scene, tight_boxes)
+from fcis_twin.reference.shapes import (
+    CLASS_NAMES,
+    DATASET_MIN_SIZE,
+    Scene,
+    SceneSet,
+    _draw_objects,
+    _rasterise,
+    make_dataset,
+    make_scene,
+    tight_boxes,
+)
 
 #: Small scenes keep every property test fast; objects still span several pixels and overlap often.
 SMALL = dict(image_shape=(48, 64), size_range=(10, 40), max_objects=6, min_visible_area=16)
