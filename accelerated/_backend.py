@@ -30,13 +30,13 @@ def available_backends():
     ``"numba-cuda"`` needs the ``numba-cuda`` package and a GPU, or the CUDA simulator; ``"cupy"`` needs CuPy and a
     GPU with a working driver.
     """
+    from ._launch import cuda
+
     found = ["numba-cpu"]
     try:
-        from numba import cuda
-
-        if cuda.is_available():
+        if cuda is not None and cuda.is_available():
             found.append("numba-cuda")
-    except Exception:  # no numba-cuda, no driver, a broken toolkit: not available
+    except Exception:  # no driver, a broken toolkit: not available
         pass
     try:
         import cupy
@@ -87,3 +87,19 @@ def like(result, *inputs):
     if hasattr(result, "copy_to_host"):
         return result.copy_to_host()
     return np.asarray(result)
+
+
+def to_numba_device(x):
+    """A Numba device view of a CuPy array (zero-copy) or a device copy of a host array; C-contiguous either way."""
+    from ._launch import cuda
+
+    if is_cupy(x):
+        return cuda.as_cuda_array(sys.modules["cupy"].ascontiguousarray(x))
+    return cuda.to_device(np.ascontiguousarray(x))
+
+
+def cupy_array(x, dtype=None):
+    """``x`` as a C-contiguous CuPy array (of ``dtype``, when given), copied to the device when it is a host array."""
+    import cupy
+
+    return cupy.ascontiguousarray(cupy.asarray(x, dtype=dtype))

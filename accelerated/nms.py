@@ -2,8 +2,8 @@ r"""Greedy non-maximum suppression: the accelerated twin of :mod:`fcis_twin.refe
 
 Every backend keeps exactly the boxes the reference keeps, in the same order.  Two things make that possible: the
 visiting order is the reference's (``argsort(-scores, kind="stable")``: descending score, ties by index), and the
-overlap test is the reference's float32 arithmetic, operation for operation
-(:func:`fcis_twin.accelerated._float32.iou`, compared as ``iou > float32(threshold)``), so a box lying exactly at the threshold goes the same way everywhere.
+overlap test is the reference's float32 arithmetic, operation for operation (:func:`._float32.iou`, compared as
+``iou > float32(threshold)``), so that a box lying exactly at the threshold goes the same way everywhere.
 
 - ``"numba-cpu"``: the greedy sweep itself, compiled (:func:`_greedy`).  Each kept box marks, in one vectorised
   pass, every later box it overlaps; marked boxes are never kept.  Labels are separate sweeps, run in parallel.
@@ -18,44 +18,37 @@ a per-label offset, the other well-known formulation, changes float32 coordinate
 every shifted coordinate happens to be exact, so it is not offered.
 """
 
-import warnings
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import cuda
 
 from ..reference._checks import as_boxes, as_labels, as_probability, as_scores
+from ._backend import cupy_array, is_cupy, like, resolve_backend, to_host
+from ._float32 import iou
+from ._launch import NMS_PASS_THREADS, NMS_THREADS, SHARED_BYTES, cuda, cupy_module, kernel, launch
 
-from ._float32 import iou as _iou
-from ._backend import is_cupy, like, resolve_backend, to_host
-
-THREADS = 64  # one bit per box in a 64-bit mask word: a mask block is 64 rows x 64 columns, one row per thread
-PASS_THREADS = 64  # threads of the one-block pass: they stage 64 ranks at a time for its one walker
-SHARED_BYTES = 48 * 1024  # shared memory a block gets without opting in: bounds the pass's removed-bit array
+THREADS = NMS_THREADS  # one bit per box in a 64-bit mask word: a mask block is 64 rows x 64 columns
+PASS_THREADS = NMS_PASS_THREADS  # the one-block pass stages 64 ranks at a time for its one walker
 PASS_STATIC_BYTES = 2 * PASS_THREADS * 8  # the pass's staged chunk (positions and indices, int64)
-NVRTC_OPTIONS = ("--fmad=false",)  # no fused multiply-add: every product is rounded before it is added
 
 
 def nms(boxes, scores, iou_threshold, *, backend=None):
-    r"""Greedy non-maximum suppression.
+    r"""Greedy non-maximum suppression on the chosen backend.
+
+    The twin of :func:`fcis_twin.reference.nms.nms`: the same arguments, errors and result.
 
     Parameters
     ----------
-    boxes : (R, 4) float32 array_like, NumPy or CuPy
-        ``(x1, y1, x2, y2)``, half-open, image pixels.
-    scores : (R,) float32 array_like, NumPy or CuPy
-        Finite; NaN is rejected.
-    iou_threshold : float in [0, 1]
-        A box is suppressed when its IoU with a kept box is **strictly greater** than this.
+    boxes, scores, iou_threshold
+        As the reference; each array may be NumPy or CuPy.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
-        ``None`` picks the fastest available (:func:`fcis_twin.accelerated._backend.resolve_backend`).
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
 
     Returns
     -------
     keep : (K,) int64 array
-        NumPy or CuPy, as ``boxes``; indices into ``boxes`` by descending score, equal scores by index: exactly
-        :func:`fcis_twin.reference.nms.nms`.
+        NumPy or CuPy, as ``boxes``.
 
     Notes
     -----
@@ -74,22 +67,21 @@ def nms(boxes, scores, iou_threshold, *, backend=None):
 
 
 def batched_nms(boxes, scores, labels, iou_threshold, *, backend=None):
-    r"""Non-maximum suppression within each label, independently.
+    r"""Non-maximum suppression within each label, independently, on the chosen backend.
+
+    The twin of :func:`fcis_twin.reference.nms.batched_nms`: the same arguments, errors and result.
 
     Parameters
     ----------
-    boxes : (R, 4) float32 array_like, NumPy or CuPy
-    scores : (R,) float32 array_like, NumPy or CuPy
-    labels : (R,) int array_like, NumPy or CuPy
-        Boxes only suppress boxes of the same label.
-    iou_threshold : float in [0, 1]
+    boxes, scores, labels, iou_threshold
+        As the reference; each array may be NumPy or CuPy.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
 
     Returns
     -------
     keep : (K,) int64 array
-        NumPy or CuPy, as ``boxes``; by descending score over all labels, equal scores by index: exactly
-        :func:`fcis_twin.reference.nms.batched_nms`.
+        NumPy or CuPy, as ``boxes``.
 
     Notes
     -----
@@ -125,12 +117,10 @@ def _suppress(boxes, scores, labels, iou_threshold, backend):
         keep, count = _nms_cuda(device, threshold)
         keep = keep[: int(count.copy_to_host()[0])]  # a device view; like() copies it or hands it to CuPy
     else:
-        import cupy
-
         keep = _nms_cupy(
-            cupy.asarray(boxes if is_cupy(boxes) else host_boxes, dtype=cupy.float32),
-            cupy.asarray(scores if is_cupy(scores) else host_scores, dtype=cupy.float32),
-            None if labels is None else cupy.asarray(labels if is_cupy(labels) else host_labels, dtype=cupy.int64),
+            cupy_array(boxes if is_cupy(boxes) else host_boxes, np.float32),
+            cupy_array(scores if is_cupy(scores) else host_scores, np.float32),
+            None if labels is None else cupy_array(labels if is_cupy(labels) else host_labels, np.int64),
             threshold,
         )
     return like(keep, boxes)
@@ -157,28 +147,20 @@ def _nms_cuda(layout, threshold):
     mask = cuda.device_array((rows, layout.width), np.uint64)
     keep = cuda.device_array(layout.order.shape[0], np.int64)
     count = cuda.device_array(1, np.int64)
-    _configured(_mask_kernel, (blocks, layout.width), THREADS)(layout.boxes, layout.block_first, layout.block_end,
-                                                               threshold, mask)
-    _configured(_pass_kernel, 1, PASS_THREADS, shared)(layout.rank_pos, layout.order, mask, layout.block_first,
-                                                       layout.block_end, keep, count)
+    launch(_mask_kernel, (blocks, layout.width), THREADS)(layout.boxes, layout.block_first, layout.block_end,
+                                                          threshold, mask)
+    launch(_pass_kernel, 1, PASS_THREADS, shared)(layout.rank_pos, layout.order, mask, layout.block_first,
+                                                  layout.block_end, keep, count)
     return keep, count
 
 
-def _configured(kernel, grid, block, shared=0):
-    """``kernel[grid, block, 0, shared]`` without numba-cuda's low-occupancy warning: the pass is one block by design,
-    and a few hundred boxes make only a few mask blocks."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU under-utilization")
-        return kernel[grid, block, 0, shared]
-
-
 def _nms_cupy(boxes, scores, labels, threshold):
-    """The same two kernels in CUDA C (:data:`CUDA_SOURCE`), sorting and layout on the device with CuPy."""
+    """The same two kernels in CUDA C (``nms.cu``), sorting and layout on the device with CuPy."""
     import cupy
 
     layout = _layout(cupy, boxes, scores, labels)
     rows, blocks, shared = _geometry(layout)
-    module = _cupy_module()
+    module = cupy_module("nms")
     mask = cupy.empty((rows, layout.width), cupy.uint64)
     keep = cupy.empty(layout.order.shape[0], cupy.int64)
     count = cupy.zeros(1, cupy.int64)
@@ -189,19 +171,6 @@ def _nms_cupy(boxes, scores, labels, threshold):
         layout.rank_pos, layout.order, n, mask, width, layout.block_first, layout.block_end, np.int64(blocks),
         keep, count), shared_mem=shared)
     return keep[: int(count[0])]
-
-
-_CUPY_MODULES = {}
-
-
-def _cupy_module():
-    """:data:`CUDA_SOURCE` compiled once per device by NVRTC, without fused multiply-adds."""
-    import cupy
-
-    device = cupy.cuda.runtime.getDevice()
-    if device not in _CUPY_MODULES:
-        _CUPY_MODULES[device] = cupy.RawModule(code=CUDA_SOURCE, options=NVRTC_OPTIONS)
-    return _CUPY_MODULES[device]
 
 
 # --- sorting and the segmented layout (NumPy or CuPy: ``xp``) ----------------------------------------------------
@@ -270,12 +239,6 @@ def _geometry(layout):
     return blocks * THREADS, blocks, shared
 
 
-# --- scalar helpers shared by Numba-CPU and Numba-CUDA -----------------------------------------------------------
-
-
-_ZERO = np.float32(0)
-
-
 # --- Numba-CPU --------------------------------------------------------------------------------------------------
 
 
@@ -295,7 +258,7 @@ def _greedy(x1, y1, x2, y2, threshold, kept):
         later = slice(i + 1, x1.shape[0])
         bx1, by1, bx2, by2, gone = x1[later], y1[later], x2[later], y2[later], removed[later]
         for j in range(gone.shape[0]):
-            if _iou(x1[i], y1[i], x2[i], y2[i], bx1[j], by1[j], bx2[j], by2[j]) > threshold:
+            if iou(x1[i], y1[i], x2[i], y2[i], bx1[j], by1[j], bx2[j], by2[j]) > threshold:
                 gone[j] = 1
 
 
@@ -312,7 +275,7 @@ def _greedy_labels(x1, y1, x2, y2, bounds, threshold):
 # --- Numba-CUDA kernels -----------------------------------------------------------------------------------------
 
 
-@cuda.jit
+@kernel
 def _mask_kernel(boxes, block_first, block_end, threshold, mask):
     """One 64 x 64 mask block per CUDA block: ``mask[row, col]`` holds bit ``j`` when the box at padded position
     ``(first + col) * 64 + j`` (``first``: the first block of the row's label) comes after box ``row`` and overlaps it
@@ -345,12 +308,12 @@ def _mask_kernel(boxes, block_first, block_end, threshold, mask):
         start = tid + 1 if first + col == row_block else 0  # on the diagonal block, only the boxes after row
         word = np.uint64(0)
         for j in range(start, cols):
-            if _iou(x1, y1, x2, y2, col_boxes[j, 0], col_boxes[j, 1], col_boxes[j, 2], col_boxes[j, 3]) > threshold:
+            if iou(x1, y1, x2, y2, col_boxes[j, 0], col_boxes[j, 1], col_boxes[j, 2], col_boxes[j, 3]) > threshold:
                 word |= np.uint64(1) << np.uint64(j)
         mask[row, col] = word
 
 
-@cuda.jit
+@kernel
 def _pass_kernel(rank_pos, order, mask, block_first, block_end, keep, count):
     """The greedy pass over the mask, in one block: visit the boxes by rank, keep one unless its removed bit is set,
     and OR a kept box's mask row into the removed bits.  Writes ``keep[:count[0]]``, by rank.
@@ -391,90 +354,3 @@ def _pass_kernel(rank_pos, order, mask, block_first, block_end, keep, count):
         cuda.syncthreads()  # thread 0 has walked the chunk before the next one overwrites it
     if tid == 0:
         count[0] = kept
-
-
-# --- CuPy kernels: the same two kernels in CUDA C ------------------------------------------------------------------
-
-CUDA_SOURCE = r"""
-#define THREADS 64       // one bit per box in a 64-bit mask word
-#define PASS_THREADS 64  // threads of the one-block pass: they stage ranks for its walker
-
-// fcis_twin.reference.boxes._iou, one float32 operation at a time; compiled with --fmad=false
-__device__ float iou(float ax1, float ay1, float ax2, float ay2, float bx1, float by1, float bx2, float by2) {
-    float iw = fmaxf(fminf(ax2, bx2) - fmaxf(ax1, bx1), 0.0f);
-    float ih = fmaxf(fminf(ay2, by2) - fmaxf(ay1, by1), 0.0f);
-    float inter = iw * ih;
-    float uni = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter;
-    return uni > 0.0f ? inter / uni : 0.0f;
-}
-
-// fcis_twin.accelerated.nms._mask_kernel
-extern "C" __global__ void nms_mask(const float* boxes, const long long* block_first, const long long* block_end,
-                                    const float threshold, const long long width, unsigned long long* mask) {
-    const long long row_block = blockIdx.x, col = blockIdx.y;
-    const int tid = threadIdx.x;
-    const long long first = block_first[row_block], end = block_end[row_block];
-    const long long col_start = (first + col) * THREADS;
-    // bounds guard (the whole block leaves together): columns at or after the row block, within its label
-    if (first + col < row_block || col_start >= end) return;
-    const int cols = (int)min(end - col_start, (long long)THREADS);
-    __shared__ float col_boxes[THREADS][4];
-
-    // phase 1: the column block's boxes into shared memory, one per thread
-    if (tid < cols) {
-        for (int k = 0; k < 4; k++) col_boxes[tid][k] = boxes[(col_start + tid) * 4 + k];
-    }
-    __syncthreads();  // every column box is in shared memory before any row reads it
-
-    // phase 2: this thread's row box against the columns after it; padding rows write nothing
-    const long long row = row_block * THREADS + tid;
-    if (row < end) {
-        const float* a = boxes + row * 4;
-        const int start = (first + col == row_block) ? tid + 1 : 0;
-        unsigned long long word = 0;
-        for (int j = start; j < cols; j++) {
-            if (iou(a[0], a[1], a[2], a[3], col_boxes[j][0], col_boxes[j][1], col_boxes[j][2], col_boxes[j][3])
-                    > threshold)
-                word |= 1ULL << j;
-        }
-        mask[row * width + col] = word;
-    }
-}
-
-// fcis_twin.accelerated.nms._pass_kernel
-extern "C" __global__ void nms_pass(const long long* rank_pos, const long long* order, const long long n,
-                                    const unsigned long long* mask, const long long width,
-                                    const long long* block_first, const long long* block_end,
-                                    const long long blocks, long long* keep, long long* count) {
-    const int tid = threadIdx.x;
-    extern __shared__ unsigned long long removed[];  // bit p % 64 of word p / 64: position p is suppressed
-    __shared__ long long chunk_pos[PASS_THREADS];
-    __shared__ long long chunk_idx[PASS_THREADS];
-
-    // phase 1: nothing is removed yet
-    for (long long w = tid; w < blocks; w += PASS_THREADS) removed[w] = 0;
-    long long kept = 0;
-
-    // phase 2: the boxes by rank, PASS_THREADS ranks at a time
-    for (long long chunk = 0; chunk < n; chunk += PASS_THREADS) {
-        if (chunk + tid < n) {
-            chunk_pos[tid] = rank_pos[chunk + tid];
-            chunk_idx[tid] = order[chunk + tid];
-        }
-        __syncthreads();  // the removed bits are zeroed and the chunk is staged before thread 0 walks it
-        if (tid == 0) {
-            const long long rows = min((long long)PASS_THREADS, n - chunk);
-            for (long long r = 0; r < rows; r++) {
-                const long long p = chunk_pos[r], b = p / THREADS;
-                if ((removed[b] >> (p % THREADS)) & 1ULL) continue;  // a kept box of higher rank overlaps it
-                keep[kept++] = chunk_idx[r];
-                const long long first = block_first[b];
-                const long long words = (block_end[b] - first * THREADS + THREADS - 1) / THREADS;
-                for (long long c = b - first; c < words; c++) removed[first + c] |= mask[p * width + c];
-            }
-        }
-        __syncthreads();  // thread 0 has walked the chunk before the next one overwrites it
-    }
-    if (tid == 0) count[0] = kept;
-}
-"""

@@ -1,82 +1,74 @@
 r"""Mask voting: the accelerated twin of :mod:`fcis_twin.reference.voting`.
 
 The candidates (per-class NMS, per-class cap, global cut) are chosen on the host from the small ``boxes`` and
-``cls_probs`` arrays, all classes in one :func:`fcis_twin.accelerated.nms.batched_nms` call.  The voting itself is a weighted
-sum computed where the pixels are, in four steps that every backend takes in the same order:
-
-1. **Voter flags**, one thread per (detection, ROI): ``IoU >= vote_threshold`` with the float32 formula of
-   :func:`fcis_twin.reference.boxes._iou`, or the ROI is the detection's own.
-2. **Voter lists** in CSR form, ``voters[voter_offsets[i]:voter_offsets[i + 1]]`` ascending: the flags compacted
-   row by row (:func:`voter_lists`).
-3. **Windows**, one thread per detection: the weight sum ``sum_j p_j`` in float32, ascending ``j``, and the union of
-   the voters' in-image regions; a detection whose weights sum to 0 gets an empty window.
-4. **Vote**, one thread per (detection, window pixel): ``sum_j p_j * paste(m_j)(y, x)`` over the voters whose
-   region holds the pixel, ascending ``j``, in float32, divided once by the weight sum and compared ``>=
-   binary_threshold``; the mask's tight box grows by atomic min/max.
-
-No voter's full-image mask is ever formed: each thread samples the ``P x P`` masks it needs.  Every float32 product
-is rounded on its own (:func:`fcis_twin.accelerated._float32.mul_rn`, ``--fmad=false``), so the masks agree bit for bit with
-the reference.
+``cls_probs`` arrays, all classes in one :func:`fcis_twin.accelerated.nms.batched_nms` call.  The voting itself runs
+where the pixels are, in the four steps of the reference's loop template
+(:func:`fcis_twin.reference.voting.mask_voting_loop`), with its names and named fields (``REGION_*``, ``WINDOW_*``,
+``EXTENT_*``): 1. voter flags, one thread per (detection, ROI); 2. CSR voter lists; 3. weight sums and windows, one
+thread per detection; 4. the vote, one thread per (detection, window pixel), whose mask extent grows by atomic
+min/max.  No voter's full-image mask is ever formed: each thread samples the ``P x P`` masks it needs.  Every float32
+product is rounded on its own (:func:`._float32.mul_rn`, ``--fmad=false``).
 """
 
 import functools
 
 import numba
 import numpy as np
-from numba import cuda
 
-from ..reference._checks import as_image_shape, as_int, as_probabilities, as_probability
-from ..reference.paste import _as_mask_probs, _as_paste_boxes
-from ..reference.voting import Detections, _sort_and_cut
-
-from ._float32 import iou as _iou
-from ._float32 import mul_rn as _mul_rn
-from ._backend import is_cupy, like, resolve_backend, to_host
+from ..reference.paste import (
+    REGION_BOTTOM,
+    REGION_H,
+    REGION_LEFT,
+    REGION_RIGHT,
+    REGION_TOP,
+    REGION_W,
+    REGION_X1,
+    REGION_Y1,
+    box_regions,
+)
+from ..reference.voting import (
+    EXTENT_FIELDS,
+    EXTENT_X_MAX,
+    EXTENT_X_MIN,
+    EXTENT_Y_MAX,
+    EXTENT_Y_MIN,
+    WINDOW_BOTTOM,
+    WINDOW_FIELDS,
+    WINDOW_LEFT,
+    WINDOW_RIGHT,
+    WINDOW_TOP,
+    Detections,
+    check_voting_args,
+    sort_and_cut,
+    voted_boxes,
+    voter_lists,
+)
+from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
+from ._float32 import axis_coord, bilinear, iou, lerp, mul_rn
+from ._launch import THREADS_PER_BLOCK, blocks, cuda, cupy_module, fill_kernel, kernel, launch, owner
 from .nms import batched_nms
-from .paste import (CUDA_HELPERS, THREADS, _axis_coord, _bilinear, _cupy_module, _fill_kernel, _lerp,
-                    as_device_mask_probs, blocks, box_regions, numba_device, owner)
-
-WINDOW_FIELDS = 4  # a detection's window: top, left, bottom, right (int64, half-open; empty: all 0)
-EXTENT_FIELDS = 4  # the tight box of a voted mask: min column, min row, max column, max row (int32)
 
 
-def mask_voting(
-    boxes,
-    cls_masks,
-    cls_probs,
-    image_shape,
-    *,
-    nms_threshold=0.3,
-    vote_threshold=0.5,
-    binary_threshold=0.4,
-    max_detections=100,
-    score_threshold=1e-3,
-    backend=None,
-):
-    r"""Per-class NMS, then one voted, binarized mask per surviving (ROI, class).
+def mask_voting(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, vote_threshold=0.5,
+                binary_threshold=0.4, max_detections=100, score_threshold=1e-3, backend=None):
+    r"""Per-class NMS, then one voted, binarized mask per surviving (ROI, class), on the chosen backend.
+
+    The twin of :func:`fcis_twin.reference.voting.mask_voting`: the same arguments, errors and detections.
 
     Parameters
     ----------
-    boxes : (R, 4) float32 array_like, NumPy or CuPy
-        ``(x1, y1, x2, y2)``, half-open, image pixels: the boxes the masks were assembled in.
-    cls_masks : (R, C, P, P) float32 array_like, NumPy or CuPy
-        Foreground mask probabilities per ROI and class.
-    cls_probs : (R, C) float32 array_like, NumPy or CuPy
-        Class probabilities in ``[0, 1]``.
-    image_shape : (H, W)
+    boxes, cls_masks, cls_probs, image_shape
+        As the reference.  Each array may be NumPy or CuPy; a CuPy ``cls_masks`` is checked where it is.
     nms_threshold, vote_threshold, binary_threshold, max_detections, score_threshold
-        As :func:`fcis_twin.reference.voting.mask_voting`.
+        As the reference.
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
+        ``None`` picks the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
 
     Returns
     -------
     fcis_twin.reference.voting.Detections
-        Equal to :func:`fcis_twin.reference.voting.mask_voting`'s, its arrays NumPy or CuPy as ``cls_masks``.
-
-    Notes
-    -----
-    See the module docstring for the four steps and :func:`fcis_twin.reference.voting.mask_voting` for the definition.  Only
-    ``boxes`` and ``cls_probs`` (small) are validated on a host copy; a CuPy ``cls_masks`` is checked on the device.
+        Its arrays NumPy or CuPy, as ``cls_masks``.  Equal to the reference's on the CPU and under the CUDA
+        simulator; on a real GPU see ``docs/conventions.md`` for the pixels that may differ.
 
     Examples
     --------
@@ -86,58 +78,36 @@ def mask_voting(
     """
     backend = resolve_backend(backend)
     inputs = (boxes, cls_masks, cls_probs)
-    boxes = _as_paste_boxes("boxes", to_host(boxes))
-    num_rois = boxes.shape[0]
-    if is_cupy(cls_masks):
-        cls_masks = as_device_mask_probs("cls_masks", cls_masks, ndim=4)
-    else:
-        cls_masks = _as_mask_probs("cls_masks", cls_masks, ndim=4)
-    if cls_masks.shape[0] != num_rois or cls_masks.shape[1] < 1:
-        expected = f"({num_rois}, C >= 1, P, P)"
-        raise ValueError(f"cls_masks must have shape {expected} to match boxes, got {tuple(cls_masks.shape)}")
-    num_classes = cls_masks.shape[1]
-    cls_probs = as_probabilities("cls_probs", to_host(cls_probs), ndim=2)
-    if cls_probs.shape != (num_rois, num_classes):
-        expected = f"({num_rois}, {num_classes})"
-        raise ValueError(f"cls_probs must have shape {expected} to match cls_masks, got {cls_probs.shape}")
-    height, width = as_image_shape("image_shape", image_shape)
-    nms_threshold = as_probability("nms_threshold", nms_threshold)
-    vote_threshold = np.float32(as_probability("vote_threshold", vote_threshold))
-    binary_threshold = np.float32(as_probability("binary_threshold", binary_threshold))
-    max_detections = as_int("max_detections", max_detections, low=1)
-    score_threshold = np.float32(as_probability("score_threshold", score_threshold))
+    a = check_voting_args(to_host(boxes), cls_masks, to_host(cls_probs), image_shape, nms_threshold=nms_threshold,
+                          vote_threshold=vote_threshold, binary_threshold=binary_threshold,
+                          max_detections=max_detections, score_threshold=score_threshold, device=True)
+    boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
 
     nms = functools.partial(batched_nms, backend=backend)
-    rois, labels = _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold, nms)
+    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold, nms)
     regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS) int64
     small = (np.ascontiguousarray(boxes), regions, np.ascontiguousarray(cls_probs), rois, labels)  # host arrays
-    scalars = (vote_threshold, binary_threshold, height, width)
+    scalars = (a.vote_threshold, a.binary_threshold, height, width)
     if rois.shape[0] == 0:
         masks, totals, extents = np.zeros((0, height, width), bool), np.zeros(0, np.float32), np.zeros((0, 4))
     elif backend == "numba-cpu":
         masks, totals, extents = _vote_numba_cpu(np.ascontiguousarray(to_host(cls_masks)), *small, *scalars)
     elif backend == "numba-cuda":
-        device = [cuda.to_device(a) for a in small]
-        masks, totals, extents = _vote_cuda(numba_device(cls_masks), *device, *scalars)
+        device = [cuda.to_device(x) for x in small]
+        masks, totals, extents = _vote_cuda(to_numba_device(cls_masks), *device, *scalars)
         totals, extents = totals.copy_to_host(), extents.copy_to_host()
     else:
-        import cupy
-
-        device = [cupy.asarray(a) for a in small]
-        masks, totals, extents = _vote_cupy(cupy.ascontiguousarray(cupy.asarray(cls_masks)), *device, *scalars)
+        device = [cupy_array(x) for x in small]
+        masks, totals, extents = _vote_cupy(cupy_array(cls_masks), *device, *scalars)
         totals, extents = totals.get(), extents.get()
 
-    # drop a zero weight sum or an empty mask; with binary_threshold 0 every mask is the whole image
-    if binary_threshold <= 0:
-        extents = np.tile(np.array([0, 0, width - 1, height - 1], np.int32), (rois.shape[0], 1))
-    keep = (totals > 0) & (extents[:, 2] >= 0)  # (K,)
+    keep, tight = voted_boxes(totals, extents, a.binary_threshold, (height, width))  # zero weights, empty masks go
     masks = like(masks, *inputs)
     if not keep.all():
         masks = masks[like(np.flatnonzero(keep), *inputs)]
-    tight = np.concatenate([extents[keep, :2], extents[keep, 2:] + 1], axis=1).astype(np.float32)
     rois, labels = rois[keep], labels[keep]
     return Detections(
-        boxes=like(tight.reshape(-1, 4), *inputs),
+        boxes=like(tight, *inputs),
         scores=like(cls_probs[rois, labels].astype(np.float32), *inputs),
         labels=like(labels, *inputs),
         masks=masks,
@@ -146,13 +116,13 @@ def mask_voting(
 
 
 def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold, batched_nms):
-    """``(rois, labels)`` int64, as :func:`fcis_twin.reference.voting._candidates`, with one ``batched_nms`` call.
+    """``(rois, labels)`` int64, as the reference's candidates, with one ``batched_nms`` call.
 
     Every live ``(ROI r, class c)`` pair (``c >= 1``, probability at least ``score_threshold``) becomes a box
     labelled ``c``, flattened ROI-major, so that within a class a lower flat index is a lower ROI index: the
-    batched NMS then keeps, per class, what :func:`fcis_twin.reference.nms.nms` keeps, and lists each class's survivors in
-    its NMS order (descending score, ties by ROI).  The per-class cap takes the first ``max_detections`` of each
-    class in that order; the rest is the reference's sort and global cut.
+    batched NMS then keeps, per class, what :func:`fcis_twin.reference.nms.nms` keeps, and lists each class's
+    survivors in its NMS order (descending score, ties by ROI).  The per-class cap takes the first
+    ``max_detections`` of each class in that order; the rest is the reference's sort and global cut.
     """
     live_rois, live_labels = np.nonzero(cls_probs[:, 1:] >= score_threshold)  # ROI-major, ascending
     live_labels = live_labels + 1
@@ -171,17 +141,7 @@ def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold
     capped = rank < max_detections
     rois, labels, scores = rois[capped], labels[capped], scores[capped]
 
-    return _sort_and_cut(rois, labels, scores, max_detections)
-
-
-def voter_lists(flags, xp):
-    """CSR voter lists of a ``(K, R)`` bool flag matrix: ``(offsets (K + 1,), voters)`` int64, ascending per row.
-
-    ``xp`` is the array module (NumPy or CuPy): this is array code, the natural formulation on both.
-    """
-    offsets = xp.zeros(flags.shape[0] + 1, xp.int64)
-    offsets[1:] = xp.cumsum(flags.sum(axis=1))
-    return offsets, xp.nonzero(flags)[1].astype(xp.int64)  # row-major: ROIs ascend within each detection
+    return sort_and_cut(rois, labels, scores, max_detections)
 
 
 # --- backends ---------------------------------------------------------------------------------------------------
@@ -190,10 +150,10 @@ def voter_lists(flags, xp):
 def _vote_numba_cpu(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshold, binary_threshold, height,
                     width):
     flags = _voter_flags_cpu(boxes, rois, vote_threshold)  # 1. (K, R) bool
-    voter_offsets, voters = voter_lists(flags, np)  # 2.
+    voter_offsets, voters = voter_lists(flags)  # 2.
     windows, totals, extents = _voter_windows_cpu(cls_probs, labels, regions, voter_offsets, voters, height, width)
     # 4. the average is 0 outside every voter: False there, unless binary_threshold is 0
-    masks = (np.ones if binary_threshold <= 0 else np.zeros)((rois.shape[0], height, width), bool)
+    masks = np.full((rois.shape[0], height, width), binary_threshold <= 0)
     _vote_cpu(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows, totals, binary_threshold,
               masks, extents)
     return masks, totals, extents
@@ -203,48 +163,48 @@ def _vote_cuda(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshol
     num, num_rois = rois.shape[0], boxes.shape[0]
     # 1. voter flags; 2. CSR lists: count per row, scan, fill
     flags = cuda.device_array((num, num_rois), bool)
-    _voter_flags_kernel[blocks(num * num_rois), THREADS](boxes, rois, vote_threshold, flags)
+    launch(_voter_flags_kernel, blocks(num * num_rois))(boxes, rois, vote_threshold, flags)
     counts, voter_offsets = cuda.device_array(num, np.int64), cuda.device_array(num + 1, np.int64)
     voters = cuda.device_array(num * num_rois, np.int64)  # capacity: every ROI votes for every detection
-    _voter_count_kernel[blocks(num), THREADS](flags, counts)
-    _scan_kernel[1, 1](counts, voter_offsets)
-    _voter_fill_kernel[blocks(num), THREADS](flags, voter_offsets, voters)
+    launch(_voter_count_kernel, blocks(num))(flags, counts)
+    launch(_scan_kernel, 1, 1)(counts, voter_offsets)
+    launch(_voter_fill_kernel, blocks(num))(flags, voter_offsets, voters)
 
     # 3. windows, weight sums, and the vote launch's pixel offsets
     windows, areas = cuda.device_array((num, WINDOW_FIELDS), np.int64), cuda.device_array(num, np.int64)
     totals, extents = cuda.device_array(num, np.float32), cuda.device_array((num, EXTENT_FIELDS), np.int32)
-    _voter_windows_kernel[blocks(num), THREADS](cls_probs, labels, regions, voter_offsets, voters, height, width,
-                                                windows, areas, totals, extents)
+    launch(_voter_windows_kernel, blocks(num))(cls_probs, labels, regions, voter_offsets, voters, height, width,
+                                               windows, areas, totals, extents)
     pixel_offsets = cuda.device_array(num + 1, np.int64)
-    _scan_kernel[1, 1](areas, pixel_offsets)
+    launch(_scan_kernel, 1, 1)(areas, pixel_offsets)
     total = int(pixel_offsets[num:].copy_to_host()[0])  # the launch size: one scalar back to the host
 
     # 4. background fill, then the vote over the windows
     masks = cuda.device_array((num, height, width), bool)
     flat = masks.reshape(masks.size)
-    _fill_kernel[blocks(flat.size), THREADS](flat, binary_threshold <= 0)
+    launch(fill_kernel, blocks(flat.size))(flat, binary_threshold <= 0)
     if total:
-        _vote_kernel[blocks(total), THREADS](cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows,
-                                             pixel_offsets, totals, binary_threshold, masks, extents)
+        launch(_vote_kernel, blocks(total))(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows,
+                                            pixel_offsets, totals, binary_threshold, masks, extents)
     return masks, totals, extents
 
 
 def _vote_cupy(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshold, binary_threshold, height, width):
     import cupy
 
-    module = _cupy_module(VOTING_SOURCE)
+    module = cupy_module("voting")
     num, num_rois = rois.shape[0], boxes.shape[0]
     _, num_classes, mask_h, mask_w = cls_masks.shape
     # 1. voter flags; 2. CSR lists as array code
     flags = cupy.empty((num, num_rois), bool)
-    module.get_function("voter_flags")((blocks(num * num_rois),), (THREADS,), (
+    module.get_function("voter_flags")((blocks(num * num_rois),), (THREADS_PER_BLOCK,), (
         boxes, rois, np.int32(num), np.int32(num_rois), np.float32(vote_threshold), flags))
-    voter_offsets, voters = voter_lists(flags, cupy)
+    voter_offsets, voters = voter_lists(flags)
 
     # 3. windows, weight sums, and the vote launch's pixel offsets
     windows, areas = cupy.empty((num, WINDOW_FIELDS), np.int64), cupy.empty(num, np.int64)
     totals, extents = cupy.empty(num, np.float32), cupy.empty((num, EXTENT_FIELDS), np.int32)
-    module.get_function("voter_windows")((blocks(num),), (THREADS,), (
+    module.get_function("voter_windows")((blocks(num),), (THREADS_PER_BLOCK,), (
         cls_probs, np.int32(num_classes), labels, regions, voter_offsets, voters, np.int32(num), np.int32(height),
         np.int32(width), windows, areas, totals, extents))
     pixel_offsets = cupy.concatenate([cupy.zeros(1, np.int64), cupy.cumsum(areas)])
@@ -253,7 +213,7 @@ def _vote_cupy(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshol
     # 4. background fill, then the vote over the windows
     masks = cupy.full((num, height, width), binary_threshold <= 0, bool)
     if total:
-        module.get_function("vote")((blocks(total),), (THREADS,), (
+        module.get_function("vote")((blocks(total),), (THREADS_PER_BLOCK,), (
             cls_masks, np.int32(num_classes), np.int32(mask_h), np.int32(mask_w), cls_probs, labels, regions,
             voter_offsets, voters, windows, pixel_offsets, totals, np.int32(num), np.int32(height), np.int32(width),
             np.float32(binary_threshold), masks, extents))
@@ -266,7 +226,7 @@ def _vote_cupy(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshol
 @numba.njit(cache=True)
 def _weighted_add(acc, p, value):
     """``fl(acc + fl(p * value))``: one voter's term added to a pixel's weighted sum."""
-    return np.float32(acc) + _mul_rn(np.float32(p), np.float32(value))
+    return np.float32(acc) + mul_rn(np.float32(p), np.float32(value))
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -285,15 +245,15 @@ def _voter_flags_cpu(boxes, rois, threshold):
     for i in numba.prange(rois.shape[0]):
         r = rois[i]
         for j in range(boxes.shape[0]):
-            iou = _iou(boxes[r, 0], boxes[r, 1], boxes[r, 2], boxes[r, 3],
-                       boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3])
-            flags[i, j] = j == r or iou >= threshold
+            overlap = iou(boxes[r, 0], boxes[r, 1], boxes[r, 2], boxes[r, 3],
+                          boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3])
+            flags[i, j] = j == r or overlap >= threshold
     return flags
 
 
 @numba.njit(cache=True)
 def _voter_windows_cpu(cls_probs, labels, regions, voter_offsets, voters, height, width):
-    """Step 3: windows ``(K, 4)`` as top, left, bottom, right, weight sums ``(K,)`` and initial extents."""
+    """Step 3: windows ``(K, WINDOW_FIELDS)``, weight sums ``(K,)`` and empty extents ``(K, EXTENT_FIELDS)``."""
     num = labels.shape[0]
     windows = np.zeros((num, WINDOW_FIELDS), np.int64)
     totals = np.zeros(num, np.float32)
@@ -304,13 +264,16 @@ def _voter_windows_cpu(cls_probs, labels, regions, voter_offsets, voters, height
         for v in range(voter_offsets[i], voter_offsets[i + 1]):
             j = voters[v]
             total = total + cls_probs[j, labels[i]]  # float32, ascending j
-            if regions[j, 6] > regions[j, 4] and regions[j, 7] > regions[j, 5]:  # a non-empty region
-                top, left = min(top, regions[j, 4]), min(left, regions[j, 5])
-                bottom, right = max(bottom, regions[j, 6]), max(right, regions[j, 7])
+            if regions[j, REGION_BOTTOM] > regions[j, REGION_TOP] and (
+                regions[j, REGION_RIGHT] > regions[j, REGION_LEFT]):  # a non-empty region
+                top, left = min(top, regions[j, REGION_TOP]), min(left, regions[j, REGION_LEFT])
+                bottom, right = max(bottom, regions[j, REGION_BOTTOM]), max(right, regions[j, REGION_RIGHT])
         totals[i] = total
-        if total > 0 and bottom > top:
-            windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3] = top, left, bottom, right
-        extents[i, 0], extents[i, 1], extents[i, 2], extents[i, 3] = width, height, -1, -1
+        if total > 0 and bottom > top:  # a zero weight sum drops the detection: no pixels to vote
+            windows[i, WINDOW_TOP], windows[i, WINDOW_LEFT] = top, left
+            windows[i, WINDOW_BOTTOM], windows[i, WINDOW_RIGHT] = bottom, right
+        extents[i, EXTENT_X_MIN], extents[i, EXTENT_Y_MIN] = width, height
+        extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = -1, -1
     return windows, totals, extents
 
 
@@ -319,12 +282,13 @@ def _vote_cpu(cls_masks, cls_probs, labels, regions, voter_offsets, voters, wind
               extents):
     """Step 4, one detection per parallel iteration: each voter's paste added into a window buffer.
 
-    Per pixel the terms are added in ascending ``j``, exactly as the GPU kernel's loop adds them; the CPU only
-    reorders the loops (voter outermost) so that each mask row is interpolated once per image row.
+    Per pixel the terms are added in ascending ``j``, exactly as the template and the GPU kernel add them; the CPU
+    only reorders the loops (voter outermost) so that each mask row is interpolated once per image row.
     """
     mask_h, mask_w = cls_masks.shape[2], cls_masks.shape[3]
     for i in numba.prange(labels.shape[0]):
-        top, left, bottom, right = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
+        top, left = windows[i, WINDOW_TOP], windows[i, WINDOW_LEFT]
+        bottom, right = windows[i, WINDOW_BOTTOM], windows[i, WINDOW_RIGHT]
         if bottom <= top:
             continue
         c = labels[i]
@@ -334,31 +298,36 @@ def _vote_cpu(cls_masks, cls_probs, labels, regions, voter_offsets, voters, wind
         col_a = np.empty(right - left, np.float32)
         for v in range(voter_offsets[i], voter_offsets[i + 1]):
             j = voters[v]
-            if regions[j, 6] <= regions[j, 4] or regions[j, 7] <= regions[j, 5]:
+            y_first, y_stop = regions[j, REGION_TOP], regions[j, REGION_BOTTOM]  # the voter's in-image region
+            x_first, x_stop = regions[j, REGION_LEFT], regions[j, REGION_RIGHT]
+            if y_stop <= y_first or x_stop <= x_first:
                 continue  # an empty region, whose columns may lie outside the window
             p = cls_probs[j, c]
-            for x in range(regions[j, 5], regions[j, 7]):  # the voter's column samples, once
-                col0[x - left], col1[x - left], col_a[x - left] = _axis_coord(x - regions[j, 1], mask_w, regions[j, 3])
-            for y in range(regions[j, 4], regions[j, 6]):
-                v0, v1, ay = _axis_coord(y - regions[j, 0], mask_h, regions[j, 2])
+            for x in range(x_first, x_stop):  # the voter's column samples, once
+                col0[x - left], col1[x - left], col_a[x - left] = axis_coord(x - regions[j, REGION_X1], mask_w,
+                                                                             regions[j, REGION_W])
+            for y in range(y_first, y_stop):
+                v0, v1, ay = axis_coord(y - regions[j, REGION_Y1], mask_h, regions[j, REGION_H])
                 for q in range(mask_w):
-                    row[q] = _lerp(cls_masks[j, c, v0, q], cls_masks[j, c, v1, q], ay)
-                for x in range(regions[j, 5] - left, regions[j, 7] - left):  # window columns
-                    value = _lerp(row[col0[x]], row[col1[x]], col_a[x])
+                    row[q] = lerp(cls_masks[j, c, v0, q], cls_masks[j, c, v1, q], ay)
+                for x in range(x_first - left, x_stop - left):  # window columns
+                    value = lerp(row[col0[x]], row[col1[x]], col_a[x])
                     acc[y - top, x] = _weighted_add(acc[y - top, x], p, value)
         for y in range(top, bottom):
             for x in range(left, right):
                 inside = _at_least(acc[y - top, x - left], totals[i], threshold)
                 masks[i, y, x] = inside
                 if inside:
-                    extents[i, 0], extents[i, 1] = min(extents[i, 0], x), min(extents[i, 1], y)
-                    extents[i, 2], extents[i, 3] = max(extents[i, 2], x), max(extents[i, 3], y)
+                    extents[i, EXTENT_X_MIN] = min(extents[i, EXTENT_X_MIN], x)
+                    extents[i, EXTENT_Y_MIN] = min(extents[i, EXTENT_Y_MIN], y)
+                    extents[i, EXTENT_X_MAX] = max(extents[i, EXTENT_X_MAX], x)
+                    extents[i, EXTENT_Y_MAX] = max(extents[i, EXTENT_Y_MAX], y)
 
 
 # --- Numba-CUDA ---------------------------------------------------------------------------------------------------
 
 
-@cuda.jit
+@kernel
 def _voter_flags_kernel(boxes, rois, threshold, flags):
     """Step 1: one thread per (detection ``i``, ROI ``j``)."""
     t = cuda.grid(1)
@@ -366,11 +335,12 @@ def _voter_flags_kernel(boxes, rois, threshold, flags):
         return
     i, j = t // flags.shape[1], t % flags.shape[1]
     r = rois[i]
-    iou = _iou(boxes[r, 0], boxes[r, 1], boxes[r, 2], boxes[r, 3], boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3])
-    flags[i, j] = j == r or iou >= threshold
+    overlap = iou(boxes[r, 0], boxes[r, 1], boxes[r, 2], boxes[r, 3],
+                  boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3])
+    flags[i, j] = j == r or overlap >= threshold
 
 
-@cuda.jit
+@kernel
 def _voter_count_kernel(flags, counts):
     """Step 2a: one thread per detection counts its flags."""
     i = cuda.grid(1)
@@ -383,7 +353,7 @@ def _voter_count_kernel(flags, counts):
     counts[i] = n
 
 
-@cuda.jit
+@kernel
 def _scan_kernel(counts, offsets):
     """``offsets = [0, cumsum(counts)]`` by one thread: a few hundred detections at most, serially."""
     if cuda.grid(1) != 0:
@@ -393,7 +363,7 @@ def _scan_kernel(counts, offsets):
         offsets[k + 1] = offsets[k] + counts[k]
 
 
-@cuda.jit
+@kernel
 def _voter_fill_kernel(flags, offsets, voters):
     """Step 2b: one thread per detection writes its voters, ascending, from its offset on."""
     i = cuda.grid(1)
@@ -406,7 +376,7 @@ def _voter_fill_kernel(flags, offsets, voters):
             n += 1
 
 
-@cuda.jit
+@kernel
 def _voter_windows_kernel(cls_probs, labels, regions, voter_offsets, voters, height, width, windows, areas, totals,
                           extents):
     """Step 3: one thread per detection, as :func:`_voter_windows_cpu`; ``areas`` sizes the vote launch."""
@@ -419,19 +389,22 @@ def _voter_windows_kernel(cls_probs, labels, regions, voter_offsets, voters, hei
     for v in range(voter_offsets[i], voter_offsets[i + 1]):
         j = voters[v]
         total = total + cls_probs[j, labels[i]]
-        if regions[j, 6] > regions[j, 4] and regions[j, 7] > regions[j, 5]:
-            top, left = min(top, regions[j, 4]), min(left, regions[j, 5])
-            bottom, right = max(bottom, regions[j, 6]), max(right, regions[j, 7])
+        if regions[j, REGION_BOTTOM] > regions[j, REGION_TOP] and (
+                regions[j, REGION_RIGHT] > regions[j, REGION_LEFT]):  # a non-empty region
+            top, left = min(top, regions[j, REGION_TOP]), min(left, regions[j, REGION_LEFT])
+            bottom, right = max(bottom, regions[j, REGION_BOTTOM]), max(right, regions[j, REGION_RIGHT])
     # a zero weight sum drops the detection: no pixels to vote
     if not (total > 0 and bottom > top):
         top, left, bottom, right = 0, 0, 0, 0
-    windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3] = top, left, bottom, right
+    windows[i, WINDOW_TOP], windows[i, WINDOW_LEFT] = top, left
+    windows[i, WINDOW_BOTTOM], windows[i, WINDOW_RIGHT] = bottom, right
     areas[i] = (bottom - top) * (right - left)
     totals[i] = total
-    extents[i, 0], extents[i, 1], extents[i, 2], extents[i, 3] = width, height, -1, -1
+    extents[i, EXTENT_X_MIN], extents[i, EXTENT_Y_MIN] = width, height
+    extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = -1, -1
 
 
-@cuda.jit
+@kernel
 def _vote_kernel(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows, pixel_offsets, totals,
                  threshold, masks, extents):
     """Step 4: one thread per (detection, window pixel), a flat launch over ``pixel_offsets[-1]`` threads."""
@@ -440,116 +413,30 @@ def _vote_kernel(cls_masks, cls_probs, labels, regions, voter_offsets, voters, w
         return
     # the detection and the image pixel
     i = owner(pixel_offsets, t)
-    cols = windows[i, 3] - windows[i, 1]
-    y = windows[i, 0] + (t - pixel_offsets[i]) // cols
-    x = windows[i, 1] + (t - pixel_offsets[i]) % cols
+    cols = windows[i, WINDOW_RIGHT] - windows[i, WINDOW_LEFT]
+    y = windows[i, WINDOW_TOP] + (t - pixel_offsets[i]) // cols
+    x = windows[i, WINDOW_LEFT] + (t - pixel_offsets[i]) % cols
     # weighted sum over the voters whose region holds the pixel, ascending j
     c = labels[i]
     acc = np.float32(0)
     for v in range(voter_offsets[i], voter_offsets[i + 1]):
         j = voters[v]
-        if regions[j, 4] <= y < regions[j, 6] and regions[j, 5] <= x < regions[j, 7]:
-            v0, v1, ay = _axis_coord(y - regions[j, 0], cls_masks.shape[2], regions[j, 2])
-            u0, u1, ax = _axis_coord(x - regions[j, 1], cls_masks.shape[3], regions[j, 3])
-            value = _bilinear(cls_masks[j, c, v0, u0], cls_masks[j, c, v0, u1], cls_masks[j, c, v1, u0],
-                              cls_masks[j, c, v1, u1], ay, ax)
+        if (regions[j, REGION_TOP] <= y < regions[j, REGION_BOTTOM]
+                and regions[j, REGION_LEFT] <= x < regions[j, REGION_RIGHT]):
+            v0, v1, ay = axis_coord(y - regions[j, REGION_Y1], cls_masks.shape[2], regions[j, REGION_H])
+            u0, u1, ax = axis_coord(x - regions[j, REGION_X1], cls_masks.shape[3], regions[j, REGION_W])
+            value = bilinear(cls_masks[j, c, v0, u0], cls_masks[j, c, v0, u1], cls_masks[j, c, v1, u0],
+                             cls_masks[j, c, v1, u1], ay, ax)
             acc = _weighted_add(acc, cls_probs[j, c], value)
-    # binarize; grow the tight box (a plain read first skips most atomics, a stale read only costs one)
+    # binarize; grow the extent (a plain read first skips most atomics, a stale read only costs one)
     inside = _at_least(acc, totals[i], threshold)
     masks[i, y, x] = inside
     if inside:
-        if x < extents[i, 0]:
-            cuda.atomic.min(extents, (i, 0), np.int32(x))
-        if y < extents[i, 1]:
-            cuda.atomic.min(extents, (i, 1), np.int32(y))
-        if x > extents[i, 2]:
-            cuda.atomic.max(extents, (i, 2), np.int32(x))
-        if y > extents[i, 3]:
-            cuda.atomic.max(extents, (i, 3), np.int32(y))
-
-
-# --- CuPy (CUDA C) ------------------------------------------------------------------------------------------------
-
-#: The voting kernels, the CUDA C spelling of the Numba-CUDA ones; compiled with ``--fmad=false``.
-VOTING_SOURCE = CUDA_HELPERS + r"""
-// IoU in float32, in the order of fcis_twin.reference.boxes._iou; 0 for an empty union.
-__device__ float iou(const float* a, const float* b) {
-    float iw = fmaxf(fminf(a[2], b[2]) - fmaxf(a[0], b[0]), 0.0f);
-    float ih = fmaxf(fminf(a[3], b[3]) - fmaxf(a[1], b[1]), 0.0f);
-    float inter = iw * ih;
-    float uni = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    return uni > 0.0f ? inter / uni : 0.0f;
-}
-
-// Step 1: one thread per (detection i, ROI j).
-extern "C" __global__ void voter_flags(const float* boxes, const long long* rois, int num, int num_rois,
-                                       float threshold, bool* flags) {
-    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= (long long)num * num_rois) return;
-    long long i = t / num_rois, j = t % num_rois;
-    long long r = rois[i];
-    flags[t] = j == r || iou(boxes + 4 * r, boxes + 4 * j) >= threshold;
-}
-
-// Step 3: one thread per detection: weight sum (float32, ascending j), window, launch area, initial extents.
-extern "C" __global__ void voter_windows(const float* cls_probs, int num_classes, const long long* labels,
-        const long long* regions, const long long* voter_offsets, const long long* voters, int num, int height,
-        int width, long long* windows, long long* areas, float* totals, int* extents) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= num) return;
-    // weight sum and union of the non-empty voter regions
-    float total = 0.0f;
-    long long top = height, left = width, bottom = 0, right = 0;
-    for (long long v = voter_offsets[i]; v < voter_offsets[i + 1]; ++v) {
-        const long long* region = regions + voters[v] * REGION_FIELDS;
-        total = total + cls_probs[voters[v] * num_classes + labels[i]];
-        if (region[6] > region[4] && region[7] > region[5]) {
-            top = min(top, region[4]);
-            left = min(left, region[5]);
-            bottom = max(bottom, region[6]);
-            right = max(right, region[7]);
-        }
-    }
-    // a zero weight sum drops the detection: no pixels to vote
-    if (!(total > 0.0f && bottom > top)) top = left = bottom = right = 0;
-    windows[4 * i] = top; windows[4 * i + 1] = left; windows[4 * i + 2] = bottom; windows[4 * i + 3] = right;
-    areas[i] = (bottom - top) * (right - left);
-    totals[i] = total;
-    extents[4 * i] = width; extents[4 * i + 1] = height; extents[4 * i + 2] = -1; extents[4 * i + 3] = -1;
-}
-
-// Step 4: one thread per (detection, window pixel), flat over pixel_offsets[num] threads.
-extern "C" __global__ void vote(const float* cls_masks, int num_classes, int mask_h, int mask_w,
-        const float* cls_probs, const long long* labels, const long long* regions, const long long* voter_offsets,
-        const long long* voters, const long long* windows, const long long* pixel_offsets, const float* totals,
-        int num, int height, int width, float threshold, bool* masks, int* extents) {
-    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= pixel_offsets[num]) return;
-    // the detection and the image pixel
-    int i = owner(pixel_offsets, num, t);
-    long long cols = windows[4 * i + 3] - windows[4 * i + 1];
-    long long y = windows[4 * i] + (t - pixel_offsets[i]) / cols;
-    long long x = windows[4 * i + 1] + (t - pixel_offsets[i]) % cols;
-    // weighted sum over the voters whose region holds the pixel, ascending j
-    long long c = labels[i];
-    float acc = 0.0f;
-    for (long long v = voter_offsets[i]; v < voter_offsets[i + 1]; ++v) {
-        long long j = voters[v];
-        const long long* region = regions + j * REGION_FIELDS;
-        if (region[4] <= y && y < region[6] && region[5] <= x && x < region[7]) {
-            const float* mask = cls_masks + (j * num_classes + c) * mask_h * mask_w;
-            acc = acc + cls_probs[j * num_classes + c] * sample(mask, mask_h, mask_w, region, y, x);
-        }
-    }
-    // binarize; grow the tight box (a plain read first skips most atomics, a stale read only costs one)
-    bool inside = acc / totals[i] >= threshold;
-    masks[((long long)i * height + y) * width + x] = inside;
-    if (inside) {
-        int* e = extents + 4 * i;
-        if (x < e[0]) atomicMin(e, (int)x);
-        if (y < e[1]) atomicMin(e + 1, (int)y);
-        if (x > e[2]) atomicMax(e + 2, (int)x);
-        if (y > e[3]) atomicMax(e + 3, (int)y);
-    }
-}
-"""
+        if x < extents[i, EXTENT_X_MIN]:
+            cuda.atomic.min(extents, (i, EXTENT_X_MIN), np.int32(x))
+        if y < extents[i, EXTENT_Y_MIN]:
+            cuda.atomic.min(extents, (i, EXTENT_Y_MIN), np.int32(y))
+        if x > extents[i, EXTENT_X_MAX]:
+            cuda.atomic.max(extents, (i, EXTENT_X_MAX), np.int32(x))
+        if y > extents[i, EXTENT_Y_MAX]:
+            cuda.atomic.max(extents, (i, EXTENT_Y_MAX), np.int32(y))

@@ -53,11 +53,11 @@ def _evaluate(args):
 
     from tqdm import tqdm
 
-    from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
     from .demo import evaluate_oracle
+    from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
 
     if args.weights is not None:
-        raise ValueError("--weights needs a trained FCIS, which arrives with step 4 of the roadmap; use --oracle")
+        raise ValueError("--weights needs a trained FCIS, which arrives with step 8 of the roadmap; use --oracle")
     if not args.oracle:
         raise ValueError("choose the network outputs: --oracle")
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
@@ -103,7 +103,7 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="COCO AP and SBD mAP^r of FCIS over a COCO-format set")
     evaluate.add_argument("--data", required=True, help="folder with instances.json and images/")
     evaluate.add_argument("--oracle", action="store_true", help="use oracle network outputs")
-    evaluate.add_argument("--weights", help="a trained model (arrives with step 4 of the roadmap)")
+    evaluate.add_argument("--weights", help="a trained model (arrives with step 8 of the roadmap)")
     evaluate.add_argument("--limit", type=int, help="only the first N images")
     evaluate.set_defaults(func=_evaluate)
     return parser

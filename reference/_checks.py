@@ -3,6 +3,10 @@
 Each checker names the offending argument in its message, converts to the dtype the stage computes in, and
 returns the converted array, so that a stage body can start from clean inputs.  The accelerated side calls the
 same functions so that the same bad input gets the same error on every backend.
+
+The array checkers take ``device=True`` from the accelerated wrappers: an array on a GPU (one with a
+``__cuda_array_interface__`` and a NumPy dtype, as CuPy's) is then checked where it is, through its own methods and
+NumPy's dispatch to its library, and returned there; nothing is copied to the host.  This module imports nothing GPU.
 """
 
 import math
@@ -10,9 +14,17 @@ import numbers
 
 import numpy as np
 
+#: Largest box coordinate magnitude a paste accepts: keeps every float32 intermediate of the sampling finite.
+MAX_COORDINATE = 2.0**23
 
-def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True):
-    """Convert ``x`` to an ndarray of ``dtype`` and check its rank, last axis and finiteness.
+
+def is_device_array(x):
+    """True for an array that lives on a GPU and speaks NumPy's dtypes (a CuPy array); never imports a GPU library."""
+    return hasattr(x, "__cuda_array_interface__") and isinstance(getattr(x, "dtype", None), np.dtype)
+
+
+def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, device=False):
+    """Convert ``x`` to an array of ``dtype`` and check its rank, last axis and finiteness.
 
     Parameters
     ----------
@@ -27,19 +39,24 @@ def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True):
         The dtype to convert to.
     finite : bool
         Reject NaN and infinity.
+    device : bool
+        Keep a GPU array (:func:`is_device_array`) where it is; anything else becomes an ndarray.
     """
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # e.g. ragged nested lists
-        raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
+    if device and is_device_array(x):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # e.g. ragged nested lists
+            raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+        raise ValueError(f"{name} must be {ndim}-d, got shape {tuple(arr.shape)}")
     if last is not None and (arr.ndim == 0 or arr.shape[-1] != last):
-        raise ValueError(f"{name} must have last axis of length {last}, got shape {arr.shape}")
+        raise ValueError(f"{name} must have last axis of length {last}, got shape {tuple(arr.shape)}")
     arr = arr.astype(dtype, copy=False)
-    if finite and np.issubdtype(arr.dtype, np.floating) and arr.size and not np.isfinite(arr).all():
+    if finite and np.issubdtype(arr.dtype, np.floating) and arr.size and not bool(np.isfinite(arr).all()):
         raise ValueError(f"{name} must be finite (no NaN or infinity)")
     return arr
 
@@ -80,12 +97,29 @@ def as_labels(name, labels, length):
     return arr.astype(np.int64, copy=False)
 
 
-def as_probabilities(name, x, *, ndim):
-    """A float32 array of probabilities: finite and in ``[0, 1]``."""
-    arr = as_array(name, x, ndim=ndim)
-    if arr.size and ((arr < 0).any() or (arr > 1).any()):
+def as_probabilities(name, x, *, ndim, device=False):
+    """A float32 array of probabilities: finite and in ``[0, 1]`` (``device``: as :func:`as_array`)."""
+    arr = as_array(name, x, ndim=ndim, device=device)
+    if arr.size and bool(((arr < 0) | (arr > 1)).any()):
         raise ValueError(f"{name} must hold probabilities in [0, 1]")
     return arr
+
+
+def as_mask_probs(name, masks, *, ndim, device=False):
+    """Float32 mask probabilities of rank ``ndim``: finite, in ``[0, 1]``, with a non-empty ``Ph x Pw`` grid."""
+    masks = as_probabilities(name, masks, ndim=ndim, device=device)
+    if masks.shape[-1] == 0 or masks.shape[-2] == 0:
+        raise ValueError(f"{name} must have a non-empty mask grid (P >= 1), got shape {tuple(masks.shape)}")
+    return masks
+
+
+def as_paste_boxes(name, boxes):
+    """``(R, 4)`` float32 boxes as :func:`as_boxes`, every coordinate within ``[-MAX_COORDINATE, MAX_COORDINATE]``."""
+    boxes = as_boxes(name, boxes)
+    if boxes.size and (np.abs(boxes) > MAX_COORDINATE).any():
+        limit = f"{MAX_COORDINATE:.0f}"
+        raise ValueError(f"{name} coordinates must lie in [-{limit}, {limit}] to be pasted")
+    return boxes
 
 
 def as_probability(name, value):

@@ -14,6 +14,8 @@ from ._checks import as_array, as_float, as_int, as_rois, as_shape, round_half_a
 MIN_ROI_SIZE = np.float32(0.1)
 #: Largest ``|round(x) * spatial_scale|`` accepted, so that float32 bin edges never overflow.
 MAX_SCALED_COORD = 1e30
+#: Columns of an ROI: its image in the batch, then its half-open box in input-image pixels.  The kernels use the same.
+ROI_BATCH, ROI_X1, ROI_Y1, ROI_X2, ROI_Y2 = range(5)
 
 
 def _roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
@@ -43,34 +45,39 @@ def _roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
     return hstart, hend, wstart, wend
 
 
-def _check_params(rois, num_images, group_size, output_size, spatial_scale):
-    """Validated ``(rois, k, P, s)``; ``s`` is float32."""
+def check_assemble_args(rois, num_images, group_size, output_size, spatial_scale):
+    """Validated ``(rois, k, P, s)`` of an assembly over ``num_images`` images; ``s`` is float32."""
     rois = as_rois("rois", rois, num_images)
     k = as_int("group_size", group_size, low=1)
     P = as_int("output_size", output_size, low=1)
     s = as_float("spatial_scale", spatial_scale, low=0.0, low_open=True, high=float(np.finfo(np.float32).max))
     if rois.size:
-        if (rois[:, 3] < rois[:, 1]).any() or (rois[:, 4] < rois[:, 2]).any():
+        if (rois[:, ROI_X2] < rois[:, ROI_X1]).any() or (rois[:, ROI_Y2] < rois[:, ROI_Y1]).any():
             raise ValueError("rois must satisfy x1 <= x2 and y1 <= y2 (half-open boxes)")
-        if (np.abs(round_half_away(rois[:, 1:])) * s > MAX_SCALED_COORD).any():
+        if (np.abs(round_half_away(rois[:, ROI_X1:])) * s > MAX_SCALED_COORD).any():
             raise ValueError(f"rois coordinates times spatial_scale must be at most {MAX_SCALED_COORD:g} in magnitude")
     return rois, k, P, np.float32(s)
 
 
-def _check_channels(name, channels, k):
+def check_channels(name, channels, k):
+    """``C_out`` of ``channels = C_out*k*k`` position-sensitive channels; ``name`` is the argument that gave them."""
     if channels % (k * k):
         raise ValueError(f"{name} must have a channel count divisible by k*k = {k * k} (group_size**2), got {channels}")
     return channels // (k * k)
 
 
-def _check_backward(grad, rois, input_shape, group_size, output_size, spatial_scale):
-    """Validated ``(grad, rois, input_shape, k, P, s)`` for the backward passes."""
+def check_backward_args(grad, rois, input_shape, group_size, output_size, spatial_scale, *, device=False):
+    """Validated ``(grad, rois, input_shape, k, P, s)`` for the backward passes.
+
+    ``device=True`` (the accelerated wrappers) checks a GPU ``grad`` where it is; ``rois`` is a host array.
+    """
     input_shape = as_shape("input_shape", input_shape, length=4, low=0, form="(N, C_out*k*k, H, W)")
-    rois, k, P, s = _check_params(rois, input_shape[0], group_size, output_size, spatial_scale)
-    c_out = _check_channels("input_shape", input_shape[1], k)
-    grad = as_array("grad", grad, ndim=4)
+    rois, k, P, s = check_assemble_args(rois, input_shape[0], group_size, output_size, spatial_scale)
+    c_out = check_channels("input_shape", input_shape[1], k)
+    grad = as_array("grad", grad, ndim=4, device=device)
     if grad.shape != (rois.shape[0], c_out, P, P):
-        raise ValueError(f"grad must have shape (R, C_out, P, P) = {(rois.shape[0], c_out, P, P)}, got {grad.shape}")
+        expected = (rois.shape[0], c_out, P, P)
+        raise ValueError(f"grad must have shape (R, C_out, P, P) = {expected}, got {tuple(grad.shape)}")
     return grad, rois, input_shape, k, P, s
 
 
@@ -114,12 +121,12 @@ def ps_assemble_loop(score_maps, rois, *, group_size, output_size, spatial_scale
     """
     bottom_data = as_array("score_maps", score_maps, ndim=4)
     num, channels, height, width = bottom_data.shape
-    rois, k, P, s = _check_params(rois, num, group_size, output_size, spatial_scale)
-    output_dim = _check_channels("score_maps", channels, k)
+    rois, k, P, s = check_assemble_args(rois, num, group_size, output_size, spatial_scale)
+    output_dim = check_channels("score_maps", channels, k)
     top_data = np.zeros((rois.shape[0], output_dim, P, P), np.float32)
     for n in range(rois.shape[0]):
-        roi_batch_ind = int(rois[n, 0])
-        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, 1:], height, width, P, s)  # (P,) each
+        roi_batch_ind = int(rois[n, ROI_BATCH])
+        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
         for c_out in range(output_dim):
             for ph in range(P):
                 for pw in range(P):
@@ -158,12 +165,12 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
     """
     x = as_array("score_maps", score_maps, ndim=4)
     N, CKK, H, W = x.shape
-    rois, k, P, s = _check_params(rois, N, group_size, output_size, spatial_scale)
-    C_out = _check_channels("score_maps", CKK, k)
-    hstart, hend, wstart, wend = _roi_bins(*rois[:, 1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
+    rois, k, P, s = check_assemble_args(rois, N, group_size, output_size, spatial_scale)
+    C_out = check_channels("score_maps", CKK, k)
+    hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
     sat = np.zeros((N, CKK, H + 1, W + 1), np.float64)  # sat[..., h, w] = sum of x[..., :h, :w]
     sat[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
-    b = rois[:, 0].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
+    b = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
     c = _channels(C_out, k, P)  # (C_out, P, P)
     hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
     ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
@@ -205,13 +212,13 @@ def ps_assemble_backward_loop(grad, rois, input_shape, *, group_size, output_siz
     array([[[[1., 1.],
              [1., 1.]]]], dtype=float32)
     """
-    top_diff, rois, input_shape, k, P, s = _check_backward(grad, rois, input_shape, group_size, output_size,
+    top_diff, rois, input_shape, k, P, s = check_backward_args(grad, rois, input_shape, group_size, output_size,
                                                            spatial_scale)
     num, channels, height, width = input_shape
     bottom_diff = np.zeros(input_shape, np.float32)
     for n in range(rois.shape[0]):
-        roi_batch_ind = int(rois[n, 0])
-        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, 1:], height, width, P, s)  # (P,) each
+        roi_batch_ind = int(rois[n, ROI_BATCH])
+        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
         for c_out in range(top_diff.shape[1]):
             for ph in range(P):
                 for pw in range(P):
@@ -249,11 +256,11 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
              [2., 4., 2.],
              [1., 2., 1.]]]], dtype=float32)
     """
-    grad, rois, (N, CKK, H, W), k, P, s = _check_backward(grad, rois, input_shape, group_size, output_size,
+    grad, rois, (N, CKK, H, W), k, P, s = check_backward_args(grad, rois, input_shape, group_size, output_size,
                                                            spatial_scale)
     C_out = grad.shape[1]
-    hstart, hend, wstart, wend = _roi_bins(*rois[:, 1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
-    b = rois[:, 0].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
+    hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
+    b = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
     bc = b * CKK + _channels(C_out, k, P)  # (R, C_out, P, P): flat (image, channel) of each bin
     hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
     ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)

@@ -30,7 +30,7 @@ def nms(boxes, scores, iou_threshold):
 
     Notes
     -----
-    Sort order is ``argsort(-scores, kind="stable")``.  The IoU is :func:`fcis_twin.reference.boxes.box_iou`, float32, and
+    Sort order is ``argsort(-scores, kind="stable")``.  The IoU is :func:`.boxes.box_iou`, float32, and
     the comparison is ``iou > float32(iou_threshold)``.  A zero-area box overlaps nothing (IoU 0), so it is only
     ever suppressed by nothing and always kept.
 

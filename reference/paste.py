@@ -6,15 +6,27 @@ bilinear, with OpenCV's ``INTER_LINEAR`` sampling grid on float images, and it i
 of row weights and a ``(w, P)`` matrix of column weights give the pasted box as ``Wy @ mask @ Wx.T``.
 
 Only the part of a box that lies in the image is ever computed (:func:`paste_mask_region`), so a box far outside
-the image costs nothing and mask voting can paste many voters into a small window.
+the image costs nothing and mask voting can paste many voters into a small window.  :func:`paste_masks_loop` is the
+template of the GPU kernels (one image pixel at a time, with their names); the tests hold it to :func:`paste_masks`.
 """
+
+import math
 
 import numpy as np
 
-from ._checks import as_array, as_boxes, as_image_shape, as_probabilities, as_probability, round_half_away
+from ._checks import (
+    as_array,
+    as_image_shape,
+    as_mask_probs,
+    as_paste_boxes,
+    as_probability,
+    round_half_away,
+)
 
-#: Largest box coordinate magnitude a paste accepts: keeps every float32 intermediate of the sampling finite.
-MAX_COORDINATE = 2.0**23
+#: Columns of a paste region (:func:`box_regions`): the rounded box ``Y1, X1, h, w``, then its half-open part inside
+#: the image, rows ``[TOP, BOTTOM)`` and columns ``[LEFT, RIGHT)``.  The kernels use the same names.
+REGION_Y1, REGION_X1, REGION_H, REGION_W, REGION_TOP, REGION_LEFT, REGION_BOTTOM, REGION_RIGHT = range(8)
+REGION_FIELDS = 8
 
 
 def paste_masks(masks, boxes, image_shape, *, threshold=None):
@@ -58,21 +70,105 @@ def paste_masks(masks, boxes, image_shape, *, threshold=None):
     >>> paste_masks(np.array([[[0.0, 1.0], [0.0, 1.0]]]), [[1, 0, 5, 2]], (2, 6), threshold=0.5)[0, 0]
     array([False, False, False,  True,  True, False])
     """
-    masks = _as_mask_probs("masks", masks, ndim=3)
-    boxes = _as_paste_boxes("boxes", boxes)
-    if boxes.shape[0] != masks.shape[0]:
-        raise ValueError(f"boxes must have shape ({masks.shape[0]}, 4) to match masks, got {boxes.shape}")
-    height, width = as_image_shape("image_shape", image_shape)
-    if threshold is not None:
-        threshold = np.float32(as_probability("threshold", threshold))
-
+    masks, boxes, (height, width), threshold = check_paste_args(masks, boxes, image_shape, threshold)
+    regions = box_regions(boxes, height, width)  # (D, REGION_FIELDS)
     pasted = np.zeros((masks.shape[0], height, width), np.float32)  # (D, H, W)
     for d in range(masks.shape[0]):
-        y0, x0, values = _paste_region(masks[d], boxes[d], height, width)
+        y0, x0, values = paste_region(masks[d], regions[d])
         pasted[d, y0 : y0 + values.shape[0], x0 : x0 + values.shape[1]] = values
     if threshold is None:
         return pasted
     return pasted >= threshold
+
+
+def paste_masks_loop(masks, boxes, image_shape, *, threshold=None):
+    r"""Pasting, one image pixel at a time: the template of the paste kernels, the same result as :func:`paste_masks`.
+
+    Parameters and Returns are those of :func:`paste_masks`.
+
+    Notes
+    -----
+    The kernels' own names: region row ``regions[d]`` (:func:`box_regions`), image pixel ``(y, x)`` of its in-image
+    part, mask cells ``v0, v1`` (rows) and ``u0, u1`` (columns) with the weights ``ay``, ``ax`` of the second cell
+    (:func:`axis_coord`), and the two-tap sums of :func:`bilinear`.  A GPU thread computes one ``(d, y, x)``.
+
+    Examples
+    --------
+    >>> paste_masks_loop(np.array([[[0.0, 1.0], [0.0, 1.0]]]), [[1, 0, 5, 2]], (2, 6))
+    array([[[0.  , 0.  , 0.25, 0.75, 1.  , 0.  ],
+            [0.  , 0.  , 0.25, 0.75, 1.  , 0.  ]]], dtype=float32)
+    """
+    masks, boxes, (height, width), threshold = check_paste_args(masks, boxes, image_shape, threshold)
+    regions = box_regions(boxes, height, width)  # (D, REGION_FIELDS)
+    mask_h, mask_w = masks.shape[1], masks.shape[2]
+    out = np.zeros((masks.shape[0], height, width), np.float32)
+    for d in range(masks.shape[0]):
+        y1, x1, h, w = regions[d, REGION_Y1], regions[d, REGION_X1], regions[d, REGION_H], regions[d, REGION_W]
+        for y in range(regions[d, REGION_TOP], regions[d, REGION_BOTTOM]):
+            v0, v1, ay = axis_coord(y - y1, mask_h, h)
+            for x in range(regions[d, REGION_LEFT], regions[d, REGION_RIGHT]):
+                u0, u1, ax = axis_coord(x - x1, mask_w, w)
+                out[d, y, x] = bilinear(masks[d, v0, u0], masks[d, v0, u1], masks[d, v1, u0], masks[d, v1, u1], ay, ax)
+    if threshold is None:
+        return out
+    return out >= threshold
+
+
+def check_paste_args(masks, boxes, image_shape, threshold, *, device=False):
+    """Validated ``(masks, boxes, (H, W), threshold)`` of a paste; ``threshold`` becomes float32 (or stays None).
+
+    ``device=True`` (the accelerated wrappers) checks a GPU ``masks`` where it is; ``boxes`` is a host array.
+    """
+    masks = as_mask_probs("masks", masks, ndim=3, device=device)
+    boxes = as_paste_boxes("boxes", boxes)
+    if boxes.shape[0] != masks.shape[0]:
+        raise ValueError(f"boxes must have shape ({masks.shape[0]}, 4) to match masks, got {boxes.shape}")
+    image_shape = as_image_shape("image_shape", image_shape)
+    if threshold is not None:
+        threshold = np.float32(as_probability("threshold", threshold))
+    return masks, boxes, image_shape, threshold
+
+
+def box_regions(boxes, height, width):
+    """``(R, REGION_FIELDS)`` int64 paste regions of checked ``(R, 4)`` boxes in an ``H x W`` image.
+
+    Row ``d`` holds the rounded box, ``REGION_Y1, REGION_X1`` (``round_half_away``) and ``REGION_H, REGION_W`` (at
+    least 1), then its half-open intersection with the image, ``REGION_TOP, REGION_LEFT, REGION_BOTTOM,
+    REGION_RIGHT``: :func:`paste_mask_region`'s ``y0, x0`` and extents.  An empty intersection has ``BOTTOM == TOP``
+    or ``RIGHT == LEFT``.
+
+    Examples
+    --------
+    >>> box_regions(np.float32([[-2.5, 1.4, 3.0, 9.0]]), 5, 6)  # Y1, X1, h, w, top, left, bottom, right
+    array([[ 1, -3,  8,  6,  1,  0,  5,  3]])
+    """
+    x1, y1, x2, y2 = round_half_away(np.reshape(boxes, (-1, 4))).astype(np.int64).T  # (4, R) X1, Y1, X2, Y2
+    h, w = np.maximum(y2 - y1, 1), np.maximum(x2 - x1, 1)
+    top, left = np.clip(y1, 0, height), np.clip(x1, 0, width)
+    bottom, right = np.maximum(np.minimum(y1 + h, height), top), np.maximum(np.minimum(x1 + w, width), left)
+    return np.stack([y1, x1, h, w, top, left, bottom, right], axis=1)  # in REGION_* order
+
+
+def axis_coord(offset, p, size):
+    """Sample position of pixel ``offset`` of a ``size``-pixel box side on a ``p``-cell mask axis.
+
+    Returns ``(i0, i1, a)``: the two cells and the float32 weight of ``i1``, with
+    ``u = (float32(offset) + 0.5) * p / size - 0.5``, left to right in float32, clamped to ``[0, p - 1]``.
+    """
+    u = (np.float32(offset) + np.float32(0.5)) * np.float32(p) / np.float32(size) - np.float32(0.5)
+    u = min(max(u, np.float32(0)), np.float32(p - 1))
+    i0 = int(math.floor(u))
+    return i0, min(i0 + 1, p - 1), np.float32(u - np.float32(i0))
+
+
+def lerp(v0, v1, a):
+    """``fl(fl((1 - a) * v0) + fl(a * v1))`` in float32: the two-tap sum of one axis (no fused multiply-add)."""
+    return np.float32((np.float32(1) - a) * np.float32(v0)) + np.float32(a * np.float32(v1))
+
+
+def bilinear(m00, m01, m10, m11, ay, ax):
+    """Bilinear sample of the cells ``m[v0, u0], m[v0, u1], m[v1, u0], m[v1, u1]``: rows first, then columns."""
+    return lerp(lerp(m00, m10, ay), lerp(m01, m11, ay), ax)
 
 
 def paste_mask_region(mask, box, image_shape):
@@ -115,39 +211,35 @@ def paste_mask_region(mask, box, image_shape):
     >>> paste_mask_region(np.array([[0.0, 1.0]]), [5, 0, 9, 1], (3, 3))
     (0, 3, array([], shape=(0, 0), dtype=float32))
     """
-    mask = _as_mask_probs("mask", mask, ndim=2)
+    mask = as_mask_probs("mask", mask, ndim=2)
     box = as_array("box", box, ndim=1)
     if box.shape != (4,):
         raise ValueError(f"box must have shape (4,), got {box.shape}")
-    _as_paste_boxes("box", box[None, :])  # x1 <= x2, y1 <= y2, coordinates in range
+    as_paste_boxes("box", box[None, :])  # x1 <= x2, y1 <= y2, coordinates in range
     height, width = as_image_shape("image_shape", image_shape)
-    return _paste_region(mask, box, height, width)
+    return paste_region(mask, box_regions(box, height, width)[0])
 
 
-def _paste_region(mask, box, height, width):
-    """Unchecked core of every paste: ``(y0, x0, (Wy @ mask) @ Wx.T)`` for the in-image part of the box."""
-    x1, y1, x2, y2 = (int(v) for v in round_half_away(box))  # X1, Y1, X2, Y2
-    y0, wy = _axis_weights(y1, max(y2 - y1, 1), mask.shape[0], height)  # (h', Ph) row weights
-    x0, wx = _axis_weights(x1, max(x2 - x1, 1), mask.shape[1], width)  # (w', Pw) column weights
+def paste_region(mask, region):
+    """Unchecked core of every paste: ``(y0, x0, values)`` of :func:`paste_mask_region` for a checked ``(Ph, Pw)``
+    mask and its row of :func:`box_regions`, computed as ``(Wy @ mask) @ Wx.T`` on the in-image part of the box."""
+    y0, y1, h, stop_y = region[REGION_TOP], region[REGION_Y1], region[REGION_H], region[REGION_BOTTOM]
+    x0, x1, w, stop_x = region[REGION_LEFT], region[REGION_X1], region[REGION_W], region[REGION_RIGHT]
+    wy = _axis_weights(np.arange(y0, stop_y) - y1, h, mask.shape[0])  # (h', Ph) row weights
+    wx = _axis_weights(np.arange(x0, stop_x) - x1, w, mask.shape[1])  # (w', Pw) column weights
     if wy.shape[0] == 0 or wx.shape[0] == 0:
-        return y0, x0, np.zeros((0, 0), np.float32)
+        return int(y0), int(x0), np.zeros((0, 0), np.float32)
     # (Wy @ mask) @ Wx.T as separate products and sums, never BLAS: every row of Wy and Wx has at most two
     # non-zero weights and every other product is an exact 0, so each sum is fl(fl(w0 * m0) + fl(w1 * m1))
     # whatever the summation order, with no fused multiply-add
     rows = (wy[:, :, None] * mask[None, :, :]).sum(axis=1)  # (h', Ph, 1) * (1, Ph, Pw) summed -> (h', Pw)
     values = (rows[:, None, :] * wx[None, :, :]).sum(axis=2)  # (h', 1, Pw) * (1, w', Pw) summed -> (h', w')
-    return y0, x0, values
+    return int(y0), int(x0), values
 
 
-def _axis_weights(start, size, p, limit):
-    """Linear-interpolation weights for the pixels ``[start, start + size)`` that lie in ``[0, limit)``.
-
-    Returns the first in-image pixel (``start`` clipped to ``[0, limit]``) and a ``(n, p)`` float32 matrix whose
-    row ``i`` samples the ``p`` mask cells for image pixel ``first + i``.
-    """
-    first = min(max(start, 0), limit)
-    stop = max(min(start + size, limit), first)
-    offset = np.arange(first - start, stop - start, dtype=np.int64)  # (n,) pixel index inside the box
+def _axis_weights(offset, size, p):
+    """``(n, p)`` float32 linear-interpolation weights: row ``i`` samples the ``p`` mask cells for box pixel
+    ``offset[i]`` of a ``size``-pixel box side (:func:`axis_coord` for all of them at once)."""
     u = (offset.astype(np.float32) + np.float32(0.5)) * np.float32(p) / np.float32(size) - np.float32(0.5)
     u = np.clip(u, np.float32(0), np.float32(p - 1))
     u0 = np.floor(u).astype(np.int64)
@@ -157,21 +249,4 @@ def _axis_weights(start, size, p, limit):
     rows = np.arange(offset.shape[0])
     weights[rows, u0] += np.float32(1) - a
     weights[rows, u1] += a
-    return first, weights
-
-
-def _as_mask_probs(name, masks, *, ndim):
-    """Float32 mask probabilities of rank ``ndim``: finite, in ``[0, 1]``, with a non-empty ``Ph x Pw`` grid."""
-    masks = as_probabilities(name, masks, ndim=ndim)
-    if masks.shape[-1] == 0 or masks.shape[-2] == 0:
-        raise ValueError(f"{name} must have a non-empty mask grid (P >= 1), got shape {masks.shape}")
-    return masks
-
-
-def _as_paste_boxes(name, boxes):
-    """``(R, 4)`` float32 boxes as :func:`fcis_twin.reference._checks.as_boxes`, coordinates within ``MAX_COORDINATE``."""
-    boxes = as_boxes(name, boxes)
-    if boxes.size and (np.abs(boxes) > MAX_COORDINATE).any():
-        limit = f"{MAX_COORDINATE:.0f}"
-        raise ValueError(f"{name} coordinates must lie in [-{limit}, {limit}] to be pasted")
-    return boxes
+    return weights

@@ -10,13 +10,36 @@ the paper: voters give mask *probabilities* of the *detection's* class.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_image_shape, as_int, as_probabilities, as_probability
+from ._checks import as_image_shape, as_int, as_mask_probs, as_paste_boxes, as_probabilities, as_probability
 from .boxes import _iou, tight_boxes
 from .nms import nms
-from .paste import _as_mask_probs, _as_paste_boxes, _paste_region
+from .paste import (
+    REGION_BOTTOM,
+    REGION_H,
+    REGION_LEFT,
+    REGION_RIGHT,
+    REGION_TOP,
+    REGION_W,
+    REGION_X1,
+    REGION_Y1,
+    axis_coord,
+    bilinear,
+    box_regions,
+    paste_region,
+)
+
+#: Columns of a detection's voting window (:func:`mask_voting_loop`, step 3): the union of its voters' in-image
+#: regions, rows ``[TOP, BOTTOM)`` and columns ``[LEFT, RIGHT)``; all 0 when nothing is to be voted.
+WINDOW_TOP, WINDOW_LEFT, WINDOW_BOTTOM, WINDOW_RIGHT = range(4)
+WINDOW_FIELDS = 4
+#: Columns of a voted mask's extent (step 4): its least and greatest pixel column and row, inclusive; an empty mask
+#: keeps the start values ``(W, H, -1, -1)``.
+EXTENT_X_MIN, EXTENT_Y_MIN, EXTENT_X_MAX, EXTENT_Y_MAX = range(4)
+EXTENT_FIELDS = 4
 
 
 @dataclass(frozen=True)
@@ -126,34 +149,23 @@ def mask_voting(
            [0, 1, 1, 0],
            [0, 0, 0, 0]])
     """
-    boxes = _as_paste_boxes("boxes", boxes)
-    num_rois = boxes.shape[0]
-    cls_masks = _as_mask_probs("cls_masks", cls_masks, ndim=4)
-    if cls_masks.shape[0] != num_rois or cls_masks.shape[1] < 1:
-        expected = f"({num_rois}, C >= 1, P, P)"
-        raise ValueError(f"cls_masks must have shape {expected} to match boxes, got {cls_masks.shape}")
-    num_classes = cls_masks.shape[1]
-    cls_probs = as_probabilities("cls_probs", cls_probs, ndim=2)
-    if cls_probs.shape != (num_rois, num_classes):
-        expected = f"({num_rois}, {num_classes})"
-        raise ValueError(f"cls_probs must have shape {expected} to match cls_masks, got {cls_probs.shape}")
-    height, width = as_image_shape("image_shape", image_shape)
-    nms_threshold = as_probability("nms_threshold", nms_threshold)
-    vote_threshold = np.float32(as_probability("vote_threshold", vote_threshold))
-    binary_threshold = np.float32(as_probability("binary_threshold", binary_threshold))
-    max_detections = as_int("max_detections", max_detections, low=1)
-    score_threshold = np.float32(as_probability("score_threshold", score_threshold))
+    a = check_voting_args(boxes, cls_masks, cls_probs, image_shape, nms_threshold=nms_threshold,
+                          vote_threshold=vote_threshold, binary_threshold=binary_threshold,
+                          max_detections=max_detections, score_threshold=score_threshold)
+    boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
+    binary_threshold = a.binary_threshold
 
-    rois, labels = _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold)
+    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
+    regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS)
     pastes = {}  # (j, c) -> (y0, x0, values): each voter pasted once
     out_masks, kept = [], []
-    for i, (r, c) in enumerate(zip(rois, labels)):
-        voters = np.flatnonzero(_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
+    for i, (r, c) in enumerate(zip(rois, labels, strict=True)):
+        voters = np.flatnonzero(_iou(boxes[r], boxes) >= a.vote_threshold)  # ascending j
         if r not in voters:  # a zero-area box has IoU 0 with itself, yet always votes for itself
             voters = np.union1d(voters, [r])
         for j in voters:
             if (j, c) not in pastes:
-                pastes[j, c] = _paste_region(cls_masks[j, c], boxes[j], height, width)
+                pastes[j, c] = paste_region(cls_masks[j, c], regions[j])
         mask = _vote(voters, [pastes[j, c] for j in voters], cls_probs[:, c], binary_threshold, height, width)
         if mask is None:
             continue
@@ -171,6 +183,177 @@ def mask_voting(
     )
 
 
+class VotingArgs(NamedTuple):
+    """The checked arguments of a mask voting (:func:`check_voting_args`); thresholds are float32 but for NMS's."""
+
+    boxes: np.ndarray
+    cls_masks: np.ndarray
+    cls_probs: np.ndarray
+    image_shape: tuple
+    nms_threshold: float
+    vote_threshold: np.float32
+    binary_threshold: np.float32
+    max_detections: int
+    score_threshold: np.float32
+
+
+def check_voting_args(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold, vote_threshold, binary_threshold,
+                      max_detections, score_threshold, device=False):
+    """Validated arguments of :func:`mask_voting`, as :class:`VotingArgs`.
+
+    ``device=True`` (the accelerated wrappers) checks a GPU ``cls_masks`` where it is; ``boxes`` and ``cls_probs``
+    are host arrays.
+    """
+    boxes = as_paste_boxes("boxes", boxes)
+    num_rois = boxes.shape[0]
+    cls_masks = as_mask_probs("cls_masks", cls_masks, ndim=4, device=device)
+    if cls_masks.shape[0] != num_rois or cls_masks.shape[1] < 1:
+        expected = f"({num_rois}, C >= 1, P, P)"
+        raise ValueError(f"cls_masks must have shape {expected} to match boxes, got {tuple(cls_masks.shape)}")
+    num_classes = cls_masks.shape[1]
+    cls_probs = as_probabilities("cls_probs", cls_probs, ndim=2)
+    if cls_probs.shape != (num_rois, num_classes):
+        expected = f"({num_rois}, {num_classes})"
+        raise ValueError(f"cls_probs must have shape {expected} to match cls_masks, got {cls_probs.shape}")
+    return VotingArgs(
+        boxes=boxes,
+        cls_masks=cls_masks,
+        cls_probs=cls_probs,
+        image_shape=as_image_shape("image_shape", image_shape),
+        nms_threshold=as_probability("nms_threshold", nms_threshold),
+        vote_threshold=np.float32(as_probability("vote_threshold", vote_threshold)),
+        binary_threshold=np.float32(as_probability("binary_threshold", binary_threshold)),
+        max_detections=as_int("max_detections", max_detections, low=1),
+        score_threshold=np.float32(as_probability("score_threshold", score_threshold)),
+    )
+
+
+def mask_voting_loop(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, vote_threshold=0.5,
+                     binary_threshold=0.4, max_detections=100, score_threshold=1e-3):
+    r"""Mask voting one element at a time: the template of the voting kernels, the same result as :func:`mask_voting`.
+
+    Parameters and Returns are those of :func:`mask_voting`.
+
+    Notes
+    -----
+    The candidates ``(rois[i], labels[i])`` are :func:`mask_voting`'s.  Then four steps, each a loop over what one
+    GPU thread computes, with the kernels' names:
+
+    1. **Voter flags**, per (detection ``i``, ROI ``j``): ``j`` votes when ``IoU >= vote_threshold`` or ``j == r``.
+    2. **Voter lists**: the flags compacted row by row into ``voters[voter_offsets[i]:voter_offsets[i + 1]]``
+       (:func:`voter_lists`).
+    3. **Windows**, per detection: the weight sum ``totals[i]`` (float32, ascending ``j``) and the window, the union
+       of the voters' in-image regions (``WINDOW_*`` columns); the extent starts empty (``EXTENT_*`` columns).
+    4. **Vote**, per (detection, window pixel): ``acc = sum_j p_j * paste(m_j)(y, x)`` over the voters whose region
+       holds the pixel, ascending ``j``, in float32, then ``acc / totals[i] >= binary_threshold``; the extent grows.
+
+    Examples
+    --------
+    >>> det = mask_voting_loop([[1, 1, 3, 2]], np.full((1, 2, 2, 2), 0.5), [[0.2, 0.8]], (3, 4))
+    >>> det.rois, det.labels, det.boxes
+    (array([0]), array([1]), array([[1., 1., 3., 2.]], dtype=float32))
+    """
+    a = check_voting_args(boxes, cls_masks, cls_probs, image_shape, nms_threshold=nms_threshold,
+                          vote_threshold=vote_threshold, binary_threshold=binary_threshold,
+                          max_detections=max_detections, score_threshold=score_threshold)
+    boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
+    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
+    regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS)
+    num, num_rois = rois.shape[0], boxes.shape[0]
+    mask_h, mask_w = cls_masks.shape[2], cls_masks.shape[3]
+
+    # 1. voter flags, one per (detection i, ROI j)
+    flags = np.zeros((num, num_rois), bool)
+    for i in range(num):
+        r = rois[i]
+        for j in range(num_rois):
+            flags[i, j] = j == r or _iou(boxes[r], boxes[j]) >= a.vote_threshold
+
+    # 2. voter lists
+    voter_offsets, voters = voter_lists(flags)
+
+    # 3. weight sums and windows, one per detection
+    windows = np.zeros((num, WINDOW_FIELDS), np.int64)
+    totals = np.zeros(num, np.float32)
+    extents = np.zeros((num, EXTENT_FIELDS), np.int64)
+    for i in range(num):
+        total = np.float32(0)
+        top, left, bottom, right = height, width, 0, 0
+        for v in range(voter_offsets[i], voter_offsets[i + 1]):
+            j = voters[v]
+            total = total + cls_probs[j, labels[i]]  # float32, ascending j
+            if regions[j, REGION_BOTTOM] > regions[j, REGION_TOP] and (
+                    regions[j, REGION_RIGHT] > regions[j, REGION_LEFT]):  # a non-empty region
+                top, left = min(top, regions[j, REGION_TOP]), min(left, regions[j, REGION_LEFT])
+                bottom, right = max(bottom, regions[j, REGION_BOTTOM]), max(right, regions[j, REGION_RIGHT])
+        totals[i] = total
+        if total > 0 and bottom > top:  # a zero weight sum drops the detection: no pixels to vote
+            windows[i, WINDOW_TOP], windows[i, WINDOW_LEFT] = top, left
+            windows[i, WINDOW_BOTTOM], windows[i, WINDOW_RIGHT] = bottom, right
+        extents[i, EXTENT_X_MIN], extents[i, EXTENT_Y_MIN] = width, height
+        extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = -1, -1
+
+    # 4. the vote, one per (detection i, window pixel (y, x)); outside every voter the average is 0
+    masks = np.full((num, height, width), a.binary_threshold <= 0)
+    for i in range(num):
+        c = labels[i]
+        for y in range(windows[i, WINDOW_TOP], windows[i, WINDOW_BOTTOM]):
+            for x in range(windows[i, WINDOW_LEFT], windows[i, WINDOW_RIGHT]):
+                acc = np.float32(0)
+                for v in range(voter_offsets[i], voter_offsets[i + 1]):
+                    j = voters[v]
+                    if (regions[j, REGION_TOP] <= y < regions[j, REGION_BOTTOM]
+                            and regions[j, REGION_LEFT] <= x < regions[j, REGION_RIGHT]):
+                        v0, v1, ay = axis_coord(y - regions[j, REGION_Y1], mask_h, regions[j, REGION_H])
+                        u0, u1, ax = axis_coord(x - regions[j, REGION_X1], mask_w, regions[j, REGION_W])
+                        value = bilinear(cls_masks[j, c, v0, u0], cls_masks[j, c, v0, u1], cls_masks[j, c, v1, u0],
+                                         cls_masks[j, c, v1, u1], ay, ax)
+                        acc = acc + np.float32(cls_probs[j, c] * value)  # the product rounded, then the sum
+                inside = acc / totals[i] >= a.binary_threshold
+                masks[i, y, x] = inside
+                if inside:
+                    extents[i, EXTENT_X_MIN], extents[i, EXTENT_Y_MIN] = min(extents[i, EXTENT_X_MIN], x), min(
+                        extents[i, EXTENT_Y_MIN], y)
+                    extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = max(extents[i, EXTENT_X_MAX], x), max(
+                        extents[i, EXTENT_Y_MAX], y)
+
+    keep, tight = voted_boxes(totals, extents, a.binary_threshold, (height, width))
+    return Detections(boxes=tight, scores=cls_probs[rois[keep], labels[keep]].astype(np.float32),
+                      labels=labels[keep], masks=masks[keep], rois=rois[keep])
+
+
+def voter_lists(flags):
+    """CSR voter lists of a ``(K, R)`` bool flag matrix: ``(voter_offsets (K + 1,), voters)`` int64, ascending in
+    each row, so that detection ``i``'s voters are ``voters[voter_offsets[i]:voter_offsets[i + 1]]``.
+
+    Written with NumPy functions only, so that a CuPy ``flags`` stays on its device (NumPy dispatches to CuPy).
+
+    Examples
+    --------
+    >>> voter_lists(np.array([[True, False, True], [False, True, False]]))
+    (array([0, 2, 3]), array([0, 2, 1]))
+    """
+    counts = flags.sum(axis=1).astype(np.int64)  # (K,)
+    voter_offsets = np.concatenate([np.zeros_like(counts, shape=(1,)), np.cumsum(counts)])  # (K + 1,)
+    return voter_offsets, np.nonzero(flags)[1].astype(np.int64)  # row-major: ROIs ascend within each detection
+
+
+def voted_boxes(totals, extents, binary_threshold, image_shape):
+    """Which voted masks survive, and their tight boxes: ``(keep (K,) bool, boxes (K', 4) float32)``.
+
+    A detection survives when its weight sum ``totals`` is positive and its mask is not empty (``extents``, as step
+    4 of :func:`mask_voting_loop` leaves them); with ``binary_threshold`` 0 every mask is the whole image.
+    """
+    height, width = image_shape
+    extents = np.asarray(extents).reshape(-1, EXTENT_FIELDS)
+    if binary_threshold <= 0:
+        extents = np.tile(np.array([0, 0, width - 1, height - 1]), (extents.shape[0], 1))  # in EXTENT_* order
+    keep = (np.asarray(totals) > 0) & (extents[:, EXTENT_X_MAX] >= 0)  # (K,)
+    first = extents[keep][:, [EXTENT_X_MIN, EXTENT_Y_MIN]]
+    last = extents[keep][:, [EXTENT_X_MAX, EXTENT_Y_MAX]] + 1  # the tight box is half-open
+    return keep, np.concatenate([first, last], axis=1).astype(np.float32).reshape(-1, 4)
+
+
 def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold):
     """``(rois, labels)`` int64 of the kept candidates, by descending score, then class, then ROI index."""
     rois, labels = [], []
@@ -181,10 +364,10 @@ def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold
         labels.append(np.full(keep.shape[0], c, np.int64))
     rois = np.concatenate(rois, dtype=np.int64) if rois else np.zeros(0, np.int64)
     labels = np.concatenate(labels, dtype=np.int64) if labels else np.zeros(0, np.int64)
-    return _sort_and_cut(rois, labels, cls_probs[rois, labels], max_detections)
+    return sort_and_cut(rois, labels, cls_probs[rois, labels], max_detections)
 
 
-def _sort_and_cut(rois, labels, scores, max_detections):
+def sort_and_cut(rois, labels, scores, max_detections):
     """Candidates by descending score, then class, then ROI; those below the ``max_detections``-th score dropped.
 
     Ties with the ``max_detections``-th score are all kept.  Shared with the accelerated voting.
@@ -217,7 +400,7 @@ def _vote(voters, regions, probs, binary_threshold, height, width):
         right = max(x0 + v.shape[1] for _, x0, v in nonempty)
         # the window: image rows [top, bottom), columns [left, right)
         acc = np.zeros((bottom - top, right - left), np.float32)
-        for j, (y0, x0, v) in zip(voters, regions):
+        for j, (y0, x0, v) in zip(voters, regions, strict=True):
             if v.size:
                 acc[y0 - top : y0 - top + v.shape[0], x0 - left : x0 - left + v.shape[1]] += probs[j] * v
         mask[top:bottom, left:right] = acc / total >= binary_threshold

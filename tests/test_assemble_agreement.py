@@ -1,4 +1,5 @@
-"""Agreement of ``fcis_twin.accelerated.assemble`` with ``fcis_twin.reference.assemble`` on every backend, forward and backward.
+"""Agreement of ``fcis_twin.accelerated.assemble`` with ``fcis_twin.reference.assemble`` on every backend, forward
+and backward.
 
 Tolerances, once per kind of result (all float32):
 
@@ -17,6 +18,7 @@ Tolerances, once per kind of result (all float32):
 """
 
 import ctypes
+import functools
 import shutil
 import subprocess
 
@@ -27,15 +29,17 @@ from hypothesis import strategies as st
 
 from fcis_twin.accelerated import assemble as acc
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.accelerated._launch import NVRTC_OPTIONS, THREADS_PER_BLOCK, blocks, cuda_source
 from fcis_twin.reference._checks import as_array
 from fcis_twin.reference.assemble import (
-    _check_backward,
+    check_backward_args,
     ps_assemble,
     ps_assemble_backward,
     ps_assemble_backward_loop,
     ps_assemble_loop,
 )
 
+from .fakes import DeviceArray, on_device
 from .test_assemble import ETA32, U32, _diff_error, _grads, _kw, _sat_error, _within, problems
 
 SIMULATED = "numba-cuda" in available_backends() and cuda_simulated()
@@ -228,9 +232,9 @@ needs_cxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not foun
 def test_cuda_source_compiles_without_fma(tmp_path):
     """The CuPy kernels' CUDA C compiles with -fmad=false, and its PTX holds no fused multiply-add."""
     src = tmp_path / "assemble.cu"
-    src.write_text(acc.CUDA_SOURCE)
+    src.write_text(cuda_source("assemble"))
     ptx = tmp_path / "assemble.ptx"
-    done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-fmad=false", "-o", str(ptx), str(src)],
+    done = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", *NVRTC_OPTIONS, "-o", str(ptx), str(src)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     text = ptx.read_text()
@@ -267,13 +271,13 @@ LAUNCH(ps_assemble_backward)
 
 @pytest.fixture(scope="module")
 def host_kernels(tmp_path_factory):
-    """CUDA_SOURCE built for the host by g++ (no contraction), as ``(forward, backward)`` launchers."""
+    """The CuPy CUDA C source built for the host by g++ (no contraction), as ``(forward, backward)`` launchers."""
     if shutil.which("g++") is None:
         pytest.skip("g++ not found")
     folder = tmp_path_factory.mktemp("host_kernels")
     src, lib = folder / "assemble_host.cpp", folder / "assemble_host.so"
-    src.write_text(HOST_SHIM + acc.CUDA_SOURCE + HOST_LAUNCH)
-    done = subprocess.run(["g++", "-O2", "-ffp-contract=off", "-fPIC", "-shared", f"-DTHREADS={acc.THREADS_PER_BLOCK}",
+    src.write_text(HOST_SHIM + cuda_source("assemble") + HOST_LAUNCH)
+    done = subprocess.run(["g++", "-O2", "-ffp-contract=off", "-fPIC", "-shared", f"-DTHREADS={THREADS_PER_BLOCK}",
                            "-o", str(lib), str(src)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     dll = ctypes.CDLL(str(lib))
@@ -288,11 +292,11 @@ def host_kernels(tmp_path_factory):
 
 
 def _host_launch(launcher, threads, data, rois, output, input_shape, k, P, s):
-    """Launch a host-built kernel with ``threads`` threads, as :mod:`fcis_twin.accelerated.assemble`'s CuPy path does."""
+    """Launch a host-built kernel with ``threads`` threads, as the CuPy path of the accelerated assembly does."""
     data, rois = np.ascontiguousarray(data, np.float32), np.ascontiguousarray(rois, np.float32)
     N, channels, height, width = input_shape
     output_dim = channels // (k * k)
-    launcher(acc._blocks(threads), data.ctypes.data, rois.ctypes.data, threads, channels, height, width, output_dim,
+    launcher(blocks(threads), data.ctypes.data, rois.ctypes.data, threads, channels, height, width, output_dim,
              k, P, s, output.ctypes.data)
     return output
 
@@ -393,28 +397,30 @@ def test_backward_rejects_bad_input_as_the_reference(backend, case):
 
 @pytest.mark.parametrize("maps", [c[0] for c in BAD_FORWARD[:4]] + [MAPS, np.zeros((1, 4, 3, 3), np.float64)])
 def test_device_check_of_maps_is_the_reference_check(maps):
-    """The CuPy path's on-device check, run with NumPy as the array module, raises (or passes) as as_array does."""
+    """Score maps checked where they live (a stand-in GPU array) raise as on the host, or stay there as float32."""
     try:
         expected = as_array("score_maps", maps, ndim=4)
     except (TypeError, ValueError) as error:
-        _same_error(_error(lambda: acc._device_array("score_maps", maps, 4, np)), error)
+        _same_error(_error(lambda: as_array("score_maps", on_device(maps), ndim=4, device=True)), error)
     else:
-        got = acc._device_array("score_maps", maps, 4, np)
-        assert got.dtype == np.float32 and got.flags.c_contiguous
+        got = as_array("score_maps", on_device(maps), ndim=4, device=True)
+        assert isinstance(got, DeviceArray) and got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("case", BAD_BACKWARD + [(np.ones((1, 1, 2, 2), np.float64), ROI, (1, 4, 3, 3))])
 def test_device_check_of_backward_is_the_reference_check(case):
-    """The CuPy path's backward check, run with NumPy as the array module, raises (or passes) as the reference's."""
+    """The backward check of a grad on a (stand-in) GPU raises, or passes, as the host check does."""
     grad, rois, shape, kw = (*case, _kw(2, 2, 1.0))[:4]
     args = (grad, np.asarray(rois, np.float32), shape, kw["group_size"], kw["output_size"], kw["spatial_scale"])
+    device_args = (on_device(grad) if isinstance(grad, np.ndarray) else grad, *args[1:])
     try:
-        expected = _check_backward(*args)
+        expected = check_backward_args(*args)
     except (TypeError, ValueError) as error:
-        _same_error(_error(lambda: acc._check_backward_device(*args, np)), error)
+        _same_error(_error(lambda: check_backward_args(*device_args, device=True)), error)
     else:
-        got = acc._check_backward_device(*args, np)
+        got = check_backward_args(*device_args, device=True)
+        assert isinstance(got[0], DeviceArray)
         np.testing.assert_array_equal(got[0], expected[0])
         assert got[2:] == expected[2:]
 
@@ -515,11 +521,11 @@ def test_gpu_cupy_bad_input_as_the_reference(backend):
     _real_gpu(backend)
     cupy = pytest.importorskip("cupy")
     for maps, rois, kw in BAD_FORWARD[:4]:
-        expected = _error(lambda: ps_assemble(maps, rois, **kw))
-        _same_error(_error(lambda: acc.ps_assemble(cupy.asarray(maps), rois, **kw, backend=backend)), expected)
-    for case in BAD_BACKWARD[:6]:
-        grad, rois, shape = case
-        expected = _error(lambda: ps_assemble_backward(grad, rois, shape, **_kw(2, 2, 1.0)))
-        kw = _kw(2, 2, 1.0)
-        _same_error(_error(lambda: acc.ps_assemble_backward(cupy.asarray(grad), rois, shape, **kw, backend=backend)),
+        expected = _error(functools.partial(ps_assemble, maps, rois, **kw))
+        _same_error(_error(functools.partial(acc.ps_assemble, cupy.asarray(maps), rois, **kw, backend=backend)),
                     expected)
+    kw = _kw(2, 2, 1.0)
+    for grad, rois, shape in BAD_BACKWARD[:6]:
+        expected = _error(functools.partial(ps_assemble_backward, grad, rois, shape, **kw))
+        call = functools.partial(acc.ps_assemble_backward, cupy.asarray(grad), rois, shape, **kw, backend=backend)
+        _same_error(_error(call), expected)

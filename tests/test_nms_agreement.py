@@ -1,7 +1,7 @@
 """fcis_twin.accelerated.nms against fcis_twin.reference.nms on every backend: the keep indices must be identical.
 
 NMS returns indices only, so nothing here has a tolerance: every backend repeats the float32 operations of
-``fcis_twin.reference.boxes._iou`` in order (no fused multiply-add), so even boxes lying exactly at the threshold go the same
+the reference's IoU in order (no fused multiply-add), so even boxes lying exactly at the threshold go the same
 way.  Grid coordinates (tests/strategies.py) make exact ties and exact IoU values common; arbitrary float32
 coordinates make the products inexact, which is where a fused multiply-add would show (on a GPU).
 
@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import nms as acc
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
+from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, cuda_source
 from fcis_twin.reference import nms as ref
 from fcis_twin.reference.boxes import box_iou
 
@@ -306,12 +307,12 @@ def test_gpu_capacity_is_checked():
 def test_cupy_source_compiles_without_fma(tmp_path):
     """The CuPy kernels compile; with --fmad=false the PTX has no fused multiply-add, without it the IoU fuses."""
     source = tmp_path / "nms.cu"
-    source.write_text(acc.CUDA_SOURCE)
+    source.write_text(cuda_source("nms"))
     ptx = {}
     for fmad in ("false", "true"):
         out = tmp_path / f"nms_{fmad}.ptx"
-        subprocess.run(["nvcc", "--ptx", "-arch=sm_80", f"-fmad={fmad}", "-o", str(out), str(source)], check=True,
-                       capture_output=True)
+        subprocess.run(["nvcc", "--ptx", "-arch=sm_80", f"-I{CUDA_INCLUDE_DIR}", f"-fmad={fmad}", "-o", str(out),
+                        str(source)], check=True, capture_output=True)
         ptx[fmad] = out.read_text()
     assert ".entry nms_mask" in ptx["false"] and ".entry nms_pass" in ptx["false"]
     assert "fma.rn.f32" not in ptx["false"]

@@ -8,7 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fcis_twin.reference.paste import MAX_COORDINATE, paste_mask_region, paste_masks
+from fcis_twin.reference._checks import MAX_COORDINATE
+from fcis_twin.reference.paste import (
+    REGION_BOTTOM,
+    REGION_FIELDS,
+    REGION_LEFT,
+    REGION_RIGHT,
+    REGION_TOP,
+    box_regions,
+    paste_mask_region,
+    paste_masks,
+    paste_masks_loop,
+)
 
 #: Box coordinates on a half-pixel grid around a small image, so that .5 cases and partly-outside boxes are common.
 half_coordinate = st.integers(-12, 30).map(lambda v: np.float32(v / 2))
@@ -137,6 +148,36 @@ def test_paste_agrees_with_per_pixel_loop(mask, box):
     pasted = paste_masks(mask[None], box[None], (9, 11))[0]
     # both round each product and each two-tap sum in float32, without fused multiply-adds
     np.testing.assert_array_equal(pasted, sample_loop(mask, box, (9, 11)))
+
+
+@settings(max_examples=100)
+@given(
+    boxes=st.lists(half_open_box(), max_size=3),
+    p=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    seed=st.integers(0, 2**16),
+    threshold=st.sampled_from([None, 0.0, 0.25, 0.5, 1.0]),
+)
+def test_loop_template_equals_the_vectorised_paste(boxes, p, seed, threshold):
+    """The kernels' template, one pixel at a time, gives the vectorised paste's values bit for bit."""
+    masks = np.random.default_rng(seed).random((len(boxes), *p), dtype=np.float32)
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
+    expected = paste_masks(masks, boxes, (7, 9), threshold=threshold)
+    looped = paste_masks_loop(masks, boxes, (7, 9), threshold=threshold)
+    assert looped.dtype == expected.dtype
+    np.testing.assert_array_equal(looped.view(np.uint8), expected.view(np.uint8))  # bits, not values
+
+
+def test_box_regions_hand_worked():
+    """Regions hold the rounded box and its in-image part, in the REGION_* columns."""
+    # x: round(-2.5) = -3, round(3.0) = 3, w = 6, columns [-3, 3) meet the image in [0, 3)
+    # y: round(1.4) = 1, round(9.0) = 9, h = 8, rows [1, 9) meet a 5-row image in [1, 5)
+    # a zero-size box still spans one pixel; a box beyond the image meets it nowhere (bottom == top)
+    regions = box_regions(np.float32([[-2.5, 1.4, 3.0, 9.0], [2, 2, 2, 2], [0, 7, 4, 8]]), 5, 6)
+    assert regions.shape == (3, REGION_FIELDS) and regions.dtype == np.int64
+    np.testing.assert_array_equal(regions, [[1, -3, 8, 6, 1, 0, 5, 3], [2, 2, 1, 1, 2, 2, 3, 3],
+                                            [7, 0, 1, 4, 5, 0, 5, 4]])
+    assert (regions[:, REGION_BOTTOM] >= regions[:, REGION_TOP]).all()
+    assert (regions[:, REGION_RIGHT] >= regions[:, REGION_LEFT]).all()
 
 
 @given(

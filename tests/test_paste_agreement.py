@@ -21,8 +21,11 @@ from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import paste as accel
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
-from fcis_twin.reference.paste import MAX_COORDINATE, _as_mask_probs
+from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, NVRTC_OPTIONS, cuda_source
+from fcis_twin.reference._checks import MAX_COORDINATE, as_mask_probs
 from fcis_twin.reference.paste import paste_masks as ref_paste_masks
+
+from .fakes import DeviceArray, on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -70,8 +73,8 @@ def test_numba_cpu_agrees(inputs):
 
 @functools.cache
 def bounds_checked():
-    """The numba-cpu loops of fcis_twin.accelerated.paste recompiled serially with bounds checking (IndexError when out)."""
-    return {name: numba.njit(boundscheck=True)(getattr(accel, name).py_func) for name in ("_box_regions", "_paste_cpu")}
+    """The numba-cpu loops of the accelerated paste recompiled serially with bounds checking (IndexError when out)."""
+    return {name: numba.njit(boundscheck=True)(getattr(accel, name).py_func) for name in ("_paste_cpu",)}
 
 
 @settings(max_examples=50)
@@ -167,24 +170,26 @@ def test_unknown_backend():
      np.full((1, 2, 2), -0.5), np.ones((1, 2, 0)), np.array([[["a"]]]), np.ones((1, 2, 2), np.float16)],
 )
 def test_device_validation_matches_the_reference(masks):
-    """The device-side mask checks (run here with NumPy as the array module) raise the reference's errors."""
+    """Masks checked where they live (a stand-in GPU array) raise the reference's errors, or stay on the device."""
     try:
-        _as_mask_probs("masks", masks, ndim=3)
+        expected = as_mask_probs("masks", masks, ndim=3)
     except (TypeError, ValueError):
-        expected = raised(lambda: _as_mask_probs("masks", masks, ndim=3))
-        assert raised(lambda: accel.as_device_mask_probs("masks", masks, ndim=3, xp=np)) == expected
-    else:  # valid: both give the same float32 array
-        np.testing.assert_array_equal(accel.as_device_mask_probs("masks", masks, ndim=3, xp=np),
-                                      _as_mask_probs("masks", masks, ndim=3))
+        expected = raised(lambda: as_mask_probs("masks", masks, ndim=3))
+        assert raised(lambda: as_mask_probs("masks", on_device(masks), ndim=3, device=True)) == expected
+    else:  # valid: the same float32 values, still on the device
+        checked = as_mask_probs("masks", on_device(masks), ndim=3, device=True)
+        assert isinstance(checked, DeviceArray)
+        np.testing.assert_array_equal(checked, expected)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
 def test_cuda_source_compiles_without_fma(tmp_path):
     """The CuPy kernels' CUDA C compiles with the module's NVRTC options, and no multiply-add is fused."""
     source = tmp_path / "paste.cu"
-    source.write_text(accel.PASTE_SOURCE)
+    source.write_text(cuda_source("paste"))
     ptx = tmp_path / "paste.ptx"
-    subprocess.run(["nvcc", "--ptx", "-arch=sm_80", *accel.NVRTC_OPTIONS, "-o", str(ptx), str(source)], check=True)
+    subprocess.run(["nvcc", "--ptx", "-arch=sm_80", f"-I{CUDA_INCLUDE_DIR}",
+                    *NVRTC_OPTIONS, "-o", str(ptx), str(source)], check=True)
     text = ptx.read_text()
     assert ".entry paste_masks_prob" in text and ".entry paste_masks_binary" in text
     assert "fma.rn.f32" not in text

@@ -11,7 +11,14 @@ from hypothesis.extra import numpy as hnp
 from fcis_twin.reference.boxes import box_iou
 from fcis_twin.reference.nms import nms
 from fcis_twin.reference.paste import paste_masks
-from fcis_twin.reference.voting import Detections, mask_voting
+from fcis_twin.reference.voting import (
+    EXTENT_FIELDS,
+    Detections,
+    mask_voting,
+    mask_voting_loop,
+    voted_boxes,
+    voter_lists,
+)
 
 #: Probabilities on a coarse dyadic grid: exact in float32, equal scores (ties) common.
 grid_prob = st.integers(0, 8).map(lambda v: np.float32(v / 8))
@@ -289,6 +296,44 @@ def test_output_is_well_formed_and_matches_the_plain_algorithm(
         np.testing.assert_array_equal(det.boxes[k], box)
         assert det.scores[k] == score and det.labels[k] == label and det.rois[k] == roi
         np.testing.assert_array_equal(det.masks[k], mask)
+
+
+@settings(max_examples=100)
+@given(
+    inputs=voting_inputs(max_rois=5),
+    vote_threshold=st.sampled_from([0.0, 0.5, 1.0]),
+    binary_threshold=st.sampled_from([0.0, 0.125, 0.4, 1.0]),
+    max_detections=st.integers(1, 4),
+)
+def test_loop_template_equals_the_vectorised_voting(inputs, vote_threshold, binary_threshold, max_detections):
+    """The kernels' four-step template gives exactly the vectorised voting's detections."""
+    kwargs = dict(vote_threshold=vote_threshold, binary_threshold=binary_threshold, max_detections=max_detections)
+    expected = mask_voting(*inputs, **kwargs)
+    looped = mask_voting_loop(*inputs, **kwargs)
+    for field in dataclasses.fields(Detections):
+        a, b = getattr(looped, field.name), getattr(expected, field.name)
+        assert a.dtype == b.dtype, field.name
+        np.testing.assert_array_equal(a, b, err_msg=field.name)
+
+
+def test_voter_lists_are_rows_of_ascending_rois():
+    """CSR lists: detection i's voters are voters[offsets[i]:offsets[i + 1]], ascending; an empty row is allowed."""
+    offsets, voters = voter_lists(np.array([[False, True, True, False], [False] * 4, [True, False, False, True]]))
+    np.testing.assert_array_equal(offsets, [0, 2, 2, 4])
+    np.testing.assert_array_equal(voters, [1, 2, 0, 3])
+    assert offsets.dtype == voters.dtype == np.int64
+
+
+def test_voted_boxes_drop_zero_weights_and_empty_masks():
+    """Extents become half-open tight boxes; a zero weight sum or an empty extent drops the detection."""
+    extents = np.array([[1, 2, 3, 4], [5, 6, -1, -1], [0, 0, 0, 0]])  # x min, y min, x max, y max
+    assert extents.shape[1] == EXTENT_FIELDS
+    keep, boxes = voted_boxes(np.float32([0.5, 0.5, 0.0]), extents, np.float32(0.4), (8, 9))
+    np.testing.assert_array_equal(keep, [True, False, False])
+    np.testing.assert_array_equal(boxes, [[1, 2, 4, 5]])
+    keep, boxes = voted_boxes(np.float32([0.5, 0.5, 0.0]), extents, np.float32(0), (8, 9))  # every pixel is in
+    np.testing.assert_array_equal(keep, [True, True, False])
+    np.testing.assert_array_equal(boxes, [[0, 0, 9, 8], [0, 0, 9, 8]])
 
 
 @pytest.mark.parametrize(

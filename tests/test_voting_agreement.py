@@ -25,12 +25,15 @@ from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import voting as accel
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
-from fcis_twin.accelerated.paste import NVRTC_OPTIONS
+from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, NVRTC_OPTIONS, cuda_source
+from fcis_twin.reference._checks import as_mask_probs
 from fcis_twin.reference.boxes import box_iou
 from fcis_twin.reference.nms import batched_nms as ref_batched_nms
-from fcis_twin.reference.paste import _as_mask_probs, paste_masks
+from fcis_twin.reference.paste import paste_masks
 from fcis_twin.reference.voting import Detections, _candidates
 from fcis_twin.reference.voting import mask_voting as ref_mask_voting
+
+from .fakes import DeviceArray, on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -129,7 +132,7 @@ def test_numba_cpu_agrees(scene_, kwargs):
 
 @functools.cache
 def bounds_checked():
-    """The numba-cpu loops of fcis_twin.accelerated.voting recompiled serially with bounds checking (IndexError when out)."""
+    """The numba-cpu loops of the accelerated voting recompiled serially with bounds checking (IndexError when out)."""
     names = ("_voter_flags_cpu", "_voter_windows_cpu", "_vote_cpu")
     return {name: numba.njit(boundscheck=True)(getattr(accel, name).py_func) for name in names}
 
@@ -229,32 +232,26 @@ def test_bad_input_raises_as_the_reference(backend, boxes, cls_masks, cls_probs,
 @pytest.mark.parametrize("cls_masks", [np.ones((1, 2, 2)), np.full((1, 1, 2, 2), np.nan), np.full((1, 1, 2, 2), 2.0),
                                        np.ones((1, 1, 0, 2)), np.ones((1, 1, 2, 2), np.int8)])
 def test_device_validation_matches_the_reference(cls_masks):
-    """The device-side checks of cls_masks (run with NumPy as the array module) raise the reference's errors."""
+    """cls_masks checked where they live (a stand-in GPU array) raise the reference's errors, or stay there."""
     try:
-        expected = _as_mask_probs("cls_masks", cls_masks, ndim=4)
+        expected = as_mask_probs("cls_masks", cls_masks, ndim=4)
     except (TypeError, ValueError):
-        expected = raised(lambda: _as_mask_probs("cls_masks", cls_masks, ndim=4))
-        assert raised(lambda: accel.as_device_mask_probs("cls_masks", cls_masks, ndim=4, xp=np)) == expected
+        expected = raised(lambda: as_mask_probs("cls_masks", cls_masks, ndim=4))
+        assert raised(lambda: as_mask_probs("cls_masks", on_device(cls_masks), ndim=4, device=True)) == expected
     else:
-        np.testing.assert_array_equal(accel.as_device_mask_probs("cls_masks", cls_masks, ndim=4, xp=np), expected)
-
-
-def test_voter_lists_are_ascending_csr():
-    """The array-code CSR (CuPy's formulation, run with NumPy) lists each row's set flags in ascending order."""
-    flags = np.array([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1]], bool)
-    offsets, voters = accel.voter_lists(flags, np)
-    np.testing.assert_array_equal(offsets, [0, 2, 2, 4])
-    np.testing.assert_array_equal(voters, [1, 2, 0, 3])
-    assert offsets.dtype == voters.dtype == np.int64
+        checked = as_mask_probs("cls_masks", on_device(cls_masks), ndim=4, device=True)
+        assert isinstance(checked, DeviceArray)
+        np.testing.assert_array_equal(checked, expected)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
 def test_cuda_source_compiles_without_fma(tmp_path):
     """The CuPy kernels' CUDA C compiles with the module's NVRTC options, and no multiply-add is fused."""
     source = tmp_path / "voting.cu"
-    source.write_text(accel.VOTING_SOURCE)
+    source.write_text(cuda_source("voting"))
     ptx = tmp_path / "voting.ptx"
-    subprocess.run(["nvcc", "--ptx", "-arch=sm_80", *NVRTC_OPTIONS, "-o", str(ptx), str(source)], check=True)
+    subprocess.run(["nvcc", "--ptx", "-arch=sm_80", f"-I{CUDA_INCLUDE_DIR}",
+                    *NVRTC_OPTIONS, "-o", str(ptx), str(source)], check=True)
     text = ptx.read_text()
     assert all(f".entry {name}(" in text for name in ("voter_flags", "voter_windows", "vote"))
     assert "fma.rn.f32" not in text

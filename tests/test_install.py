@@ -1,0 +1,31 @@
+"""The installed package: one top-level name, every half and every kernel source in it."""
+
+import subprocess
+import sys
+
+CHECK = """
+import importlib.util
+assert importlib.util.find_spec("reference") is None, "a top-level 'reference' is installed"
+assert importlib.util.find_spec("accelerated") is None, "a top-level 'accelerated' is installed"
+import fcis_twin.reference.nms, fcis_twin.accelerated.nms, fcis_twin.cli, fcis_twin.bench
+from fcis_twin.accelerated._launch import cuda_source, CUDA_INCLUDE_DIR
+import os
+for stage in ("nms", "assemble", "paste", "voting"):
+    assert "__global__" in cuda_source(stage), stage
+assert os.path.isfile(os.path.join(CUDA_INCLUDE_DIR, "common.cuh"))
+print(fcis_twin.reference.nms.__name__)
+"""
+
+
+def test_installed_names_from_outside_the_checkout(tmp_path):
+    """Run from another folder, only fcis_twin is importable, with both halves and the CUDA C sources."""
+    done = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fcis_twin.reference.nms"
+
+
+def test_python_dash_m_runs_the_command_line(tmp_path):
+    """``python -m fcis_twin`` is the ``fcis`` command line."""
+    done = subprocess.run([sys.executable, "-m", "fcis_twin", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "demo" in done.stdout and "bench" in done.stdout
