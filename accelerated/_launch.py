@@ -7,11 +7,17 @@
 - :func:`launch`, a configured Numba-CUDA launch;
 - the CuPy side: the CUDA C sources beside the modules (``<stage>.cu``, which include ``common.cuh``) with the
   named fields of :func:`cuda_defines` in front, compiled by NVRTC once per device (:func:`cupy_module`);
-- device helpers that kernels of two stages call: :func:`owner`, :func:`fill_kernel`.
+- device helpers that kernels of two stages call: :func:`owner`, :func:`fill_kernel`;
+- the numba-cpu side: :func:`cpu_kernel`, which makes a parallel Numba kernel of a plain function that is safe to
+  call from forked children and from several threads at once (see :func:`choose_threading_layer`).
 """
 
+import functools
 import os
+import threading
 import warnings
+
+import numba
 
 from ..reference.assemble import MIN_ROI_SIZE, ROI_BATCH, ROI_X1, ROI_X2, ROI_Y1, ROI_Y2
 from ..reference.paste import (
@@ -147,3 +153,60 @@ def fill_kernel(flat, value):
     i = cuda.grid(1)
     if i < flat.shape[0]:
         flat[i] = value
+
+
+# --- numba-cpu: parallel kernels that forked children and threads may call -----------------------------------------
+
+
+def choose_threading_layer():
+    """Ask Numba for a fork-safe threading layer, unless the process has chosen one or already launched one.
+
+    Numba's parallel kernels run on a threading layer picked at their first launch.  Its default on Linux wheels is
+    GNU OpenMP, which kills a child process started with ``fork`` (multiprocessing's default there, and what data
+    loaders use) once the parent has run a parallel region.  ``"forksafe"`` picks TBB where it is installed and
+    otherwise the built-in workqueue, both safe across ``fork``; the workqueue is not safe for concurrent calls,
+    which :func:`cpu_kernel` serialises.  A layer set through ``NUMBA_THREADING_LAYER`` or
+    ``numba.config.THREADING_LAYER`` is the user's and is left alone.  Returns the layer asked for, or None.
+    """
+    if numba.config.THREADING_LAYER != "default":
+        return None
+    try:
+        numba.threading_layer()  # raises ValueError while no layer has been launched
+    except ValueError:
+        numba.config.THREADING_LAYER = "forksafe"
+        return "forksafe"
+    return None
+
+
+choose_threading_layer()
+
+#: Held by every call of a :func:`cpu_kernel`: one parallel region at a time in this process, as the workqueue
+#: layer requires.  Each call is parallel itself, so threads lose little by taking turns.
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _new_lock_in_child():
+    """A forked child gets a fresh lock: another thread of the parent may have held it at the fork."""
+    global _PARALLEL_LOCK
+    _PARALLEL_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+def cpu_kernel(**options):
+    """Decorator: ``fn`` as a parallel Numba kernel (``numba.njit(parallel=True, cache=True, **options)``) whose
+    calls hold :data:`_PARALLEL_LOCK`.  The plain function stays reachable as ``.py_func``, as on a dispatcher."""
+    def decorate(fn):
+        dispatcher = numba.njit(parallel=True, cache=True, **options)(fn)
+
+        @functools.wraps(fn)
+        def call(*args):
+            with _PARALLEL_LOCK:
+                return dispatcher(*args)
+
+        call.py_func = fn
+        call.dispatcher = dispatcher
+        return call
+
+    return decorate

@@ -30,7 +30,7 @@ from ..reference.assemble import (
 )
 from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
 from ._float32 import mul_rn
-from ._launch import THREADS_PER_BLOCK, blocks, cuda, cupy_module, fill_kernel, kernel, launch
+from ._launch import THREADS_PER_BLOCK, blocks, cpu_kernel, cuda, cupy_module, fill_kernel, kernel, launch
 
 
 def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, backend=None):
@@ -263,7 +263,7 @@ def _geometry_cpu(rois, height, width, group_size, output_size, spatial_scale):
     return edges, part
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel()
 def _forward_cpu(bottom_data, rois, group_size, output_size, spatial_scale, top_data):
     """One output channel ``c_out`` per thread, every ROI in turn, each output element as in the loop template.
 
@@ -293,7 +293,7 @@ def _forward_cpu(bottom_data, rois, group_size, output_size, spatial_scale, top_
                     top_data[n, c_out, ph, pw] = out_sum / bin_area
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel()
 def _backward_cpu(top_diff, rois, group_size, output_size, spatial_scale, bottom_diff):
     """One output channel ``c_out`` per thread, free of races: the ``k*k`` channels it writes are its alone.
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..reference._checks import as_boxes, as_labels, as_probability, as_scores
 from ._backend import cupy_array, is_cupy, like, resolve_backend, to_host
 from ._float32 import iou
-from ._launch import NMS_PASS_THREADS, NMS_THREADS, SHARED_BYTES, cuda, cupy_module, kernel, launch
+from ._launch import NMS_PASS_THREADS, NMS_THREADS, SHARED_BYTES, cpu_kernel, cuda, cupy_module, kernel, launch
 
 THREADS = NMS_THREADS  # one bit per box in a 64-bit mask word: a mask block is 64 rows x 64 columns
 PASS_THREADS = NMS_PASS_THREADS  # the one-block pass stages 64 ranks at a time for its one walker
@@ -262,7 +262,7 @@ def _greedy(x1, y1, x2, y2, threshold, kept):
                 gone[j] = 1
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@cpu_kernel(error_model="numpy")
 def _greedy_labels(x1, y1, x2, y2, bounds, threshold):
     """:func:`_greedy` on each label's grouped positions ``[bounds[s], bounds[s + 1])``, labels in parallel."""
     kept = np.zeros(x1.shape[0], np.uint8)

@@ -24,7 +24,18 @@ from ..reference.paste import (
 )
 from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
 from ._float32 import axis_coord, bilinear
-from ._launch import THREADS_PER_BLOCK, blocks, cuda, cupy_module, device_function, fill_kernel, kernel, launch, owner
+from ._launch import (
+    THREADS_PER_BLOCK,
+    blocks,
+    cpu_kernel,
+    cuda,
+    cupy_module,
+    device_function,
+    fill_kernel,
+    kernel,
+    launch,
+    owner,
+)
 
 
 def paste_masks(masks, boxes, image_shape, *, threshold=None, backend=None):
@@ -87,7 +98,7 @@ def region_offsets(regions):
 
 def _paste_numba_cpu(masks, regions, height, width, threshold):
     binarize = threshold is not None
-    out = np.full((masks.shape[0], height, width), binarize and threshold <= 0, bool if binarize else np.float32)
+    out = np.zeros((masks.shape[0], height, width), bool if binarize else np.float32)
     _paste_cpu(masks, regions, np.float32(threshold if binarize else 0), binarize, out)
     return out
 
@@ -97,7 +108,7 @@ def _paste_cuda(masks, regions, offsets, total, height, width, threshold):
     out = cuda.device_array((masks.shape[0], height, width), bool if binarize else np.float32)
     flat = out.reshape(out.size)  # (D * H * W,) view
     if flat.size:
-        launch(fill_kernel, blocks(flat.size))(flat, binarize and threshold <= 0)  # outside every region
+        launch(fill_kernel, blocks(flat.size))(flat, False)  # outside every region
     if total:
         paste = _paste_binary_kernel if binarize else _paste_prob_kernel
         launch(paste, blocks(total))(masks, regions, offsets, np.float32(threshold if binarize else 0), out)
@@ -108,7 +119,7 @@ def _paste_cupy(masks, regions, offsets, total, height, width, threshold):
     import cupy
 
     binarize = threshold is not None
-    out = cupy.full((masks.shape[0], height, width), binarize and threshold <= 0, bool if binarize else np.float32)
+    out = cupy.zeros((masks.shape[0], height, width), bool if binarize else np.float32)
     if total:
         num, mask_h, mask_w = masks.shape
         name = "paste_masks_binary" if binarize else "paste_masks_prob"
@@ -121,7 +132,7 @@ def _paste_cupy(masks, regions, offsets, total, height, width, threshold):
 # --- Numba-CPU ----------------------------------------------------------------------------------------------------
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel()
 def _paste_cpu(masks, regions, threshold, binarize, out):
     """The loop template with one detection per parallel iteration."""
     mask_h, mask_w = masks.shape[1], masks.shape[2]

@@ -45,7 +45,7 @@ from ..reference.voting import (
 )
 from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
 from ._float32 import axis_coord, bilinear, iou, lerp, mul_rn
-from ._launch import THREADS_PER_BLOCK, blocks, cuda, cupy_module, fill_kernel, kernel, launch, owner
+from ._launch import THREADS_PER_BLOCK, blocks, cpu_kernel, cuda, cupy_module, fill_kernel, kernel, launch, owner
 from .nms import batched_nms
 
 
@@ -101,7 +101,7 @@ def mask_voting(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, 
         masks, totals, extents = _vote_cupy(cupy_array(cls_masks), *device, *scalars)
         totals, extents = totals.get(), extents.get()
 
-    keep, tight = voted_boxes(totals, extents, a.binary_threshold, (height, width))  # zero weights, empty masks go
+    keep, tight = voted_boxes(totals, extents)  # zero weights, empty masks go
     masks = like(masks, *inputs)
     if not keep.all():
         masks = masks[like(np.flatnonzero(keep), *inputs)]
@@ -152,8 +152,8 @@ def _vote_numba_cpu(cls_masks, boxes, regions, cls_probs, rois, labels, vote_thr
     flags = _voter_flags_cpu(boxes, rois, vote_threshold)  # 1. (K, R) bool
     voter_offsets, voters = voter_lists(flags)  # 2.
     windows, totals, extents = _voter_windows_cpu(cls_probs, labels, regions, voter_offsets, voters, height, width)
-    # 4. the average is 0 outside every voter: False there, unless binary_threshold is 0
-    masks = np.full((rois.shape[0], height, width), binary_threshold <= 0)
+    # 4. the average is 0 outside every voter: False there (binary_threshold > 0)
+    masks = np.zeros((rois.shape[0], height, width), bool)
     _vote_cpu(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows, totals, binary_threshold,
               masks, extents)
     return masks, totals, extents
@@ -182,7 +182,7 @@ def _vote_cuda(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshol
     # 4. background fill, then the vote over the windows
     masks = cuda.device_array((num, height, width), bool)
     flat = masks.reshape(masks.size)
-    launch(fill_kernel, blocks(flat.size))(flat, binary_threshold <= 0)
+    launch(fill_kernel, blocks(flat.size))(flat, False)
     if total:
         launch(_vote_kernel, blocks(total))(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows,
                                             pixel_offsets, totals, binary_threshold, masks, extents)
@@ -211,7 +211,7 @@ def _vote_cupy(cls_masks, boxes, regions, cls_probs, rois, labels, vote_threshol
     total = int(pixel_offsets[-1])  # the launch size: one scalar back to the host
 
     # 4. background fill, then the vote over the windows
-    masks = cupy.full((num, height, width), binary_threshold <= 0, bool)
+    masks = cupy.zeros((num, height, width), bool)
     if total:
         module.get_function("vote")((blocks(total),), (THREADS_PER_BLOCK,), (
             cls_masks, np.int32(num_classes), np.int32(mask_h), np.int32(mask_w), cls_probs, labels, regions,
@@ -238,7 +238,7 @@ def _at_least(acc, total, threshold):
 # --- Numba-CPU ----------------------------------------------------------------------------------------------------
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel()
 def _voter_flags_cpu(boxes, rois, threshold):
     """Step 1: ``(K, R)`` flags, one detection per parallel iteration."""
     flags = np.empty((rois.shape[0], boxes.shape[0]), np.bool_)
@@ -277,7 +277,7 @@ def _voter_windows_cpu(cls_probs, labels, regions, voter_offsets, voters, height
     return windows, totals, extents
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel()
 def _vote_cpu(cls_masks, cls_probs, labels, regions, voter_offsets, voters, windows, totals, threshold, masks,
               extents):
     """Step 4, one detection per parallel iteration: each voter's paste added into a window buffer.

@@ -14,8 +14,12 @@ import numbers
 
 import numpy as np
 
-#: Largest box coordinate magnitude a paste accepts: keeps every float32 intermediate of the sampling finite.
+#: Largest magnitude of a box coordinate and largest image side any stage accepts (8,388,608 pixels).  Up to it,
+#: float32 holds every integer pixel position exactly, a box's area (at most :math:`2^{48}`) and every float32
+#: intermediate of IoU, sampling and pasting stay finite, and an image side is far from any index overflow.
 MAX_COORDINATE = 2.0**23
+#: Largest integer a scalar argument may be: what an int64 kernel argument holds.
+MAX_INT = int(np.iinfo(np.int64).max)
 
 
 def is_device_array(x):
@@ -51,31 +55,65 @@ def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, de
             raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):  # its imaginary part would be dropped without a word
+        raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-d, got shape {tuple(arr.shape)}")
     if last is not None and (arr.ndim == 0 or arr.shape[-1] != last):
         raise ValueError(f"{name} must have last axis of length {last}, got shape {tuple(arr.shape)}")
-    arr = arr.astype(dtype, copy=False)
-    if finite and np.issubdtype(arr.dtype, np.floating) and arr.size and not bool(np.isfinite(arr).all()):
-        raise ValueError(f"{name} must be finite (no NaN or infinity)")
-    return arr
+    if np.dtype(dtype) == np.bool_:
+        return _as_bool(name, arr)
+    with np.errstate(over="ignore"):  # reported below, naming the argument
+        converted = arr.astype(dtype, copy=False)
+    if finite and np.issubdtype(converted.dtype, np.floating) and arr.size and not bool(np.isfinite(converted).all()):
+        if np.issubdtype(arr.dtype, np.floating) and not bool(np.isfinite(arr).all()):
+            raise ValueError(f"{name} must be finite (no NaN or infinity)")
+        raise ValueError(f"{name} must lie within the range of {np.dtype(dtype).name} (largest magnitude "
+                         f"{float(np.finfo(dtype).max):.4g}): a value overflows to infinity")
+    return converted
+
+
+def _as_bool(name, arr):
+    """A boolean array from booleans, or from numbers that are each exactly 0 or 1; anything else is an error.
+
+    A cast alone would turn NaN, and a probability such as 0.01, into True.
+    """
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.size and not bool(((arr == 0) | (arr == 1)).all()):
+        if np.issubdtype(arr.dtype, np.floating) and bool(np.isnan(arr).any()):
+            raise ValueError(f"{name} must be a binary mask: it holds NaN")
+        raise ValueError(f"{name} must be a binary mask (bool, or numbers that are each 0 or 1); binarize "
+                         "probabilities first")
+    return arr.astype(np.bool_)
 
 
 def as_boxes(name, boxes):
-    """``(R, 4)`` float32 boxes ``(x1, y1, x2, y2)``, finite; ``x2 < x1`` is rejected."""
-    boxes = as_array(name, boxes, ndim=2, last=4)
+    """``(R, 4)`` float32 boxes ``(x1, y1, x2, y2)``, finite, within ``[-MAX_COORDINATE, MAX_COORDINATE]``;
+    ``x2 < x1`` is rejected."""
+    boxes = as_coordinates(name, as_array(name, boxes, ndim=2, last=4))
     if boxes.size and ((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
         raise ValueError(f"{name} must satisfy x1 <= x2 and y1 <= y2 (half-open boxes)")
     return boxes
 
 
+def as_coordinates(name, coordinates):
+    """``coordinates`` (an array of pixel positions) unchanged, after checking each against :data:`MAX_COORDINATE`."""
+    if coordinates.size and bool((abs(coordinates) > MAX_COORDINATE).any()):
+        limit = f"{MAX_COORDINATE:.0f}"
+        raise ValueError(f"{name} must hold coordinates in [-{limit}, {limit}] (MAX_COORDINATE)")
+    return coordinates
+
+
 def as_rois(name, rois, num_images):
-    """``(R, 5)`` float32 ROIs ``(batch_index, x1, y1, x2, y2)`` with a valid integer batch index."""
+    """``(R, 5)`` float32 ROIs ``(batch_index, x1, y1, x2, y2)`` with a valid integer batch index and coordinates
+    within ``[-MAX_COORDINATE, MAX_COORDINATE]``."""
     rois = as_array(name, rois, ndim=2, last=5)
     if rois.size:
         b = rois[:, 0]
         if (b != np.floor(b)).any() or (b < 0).any() or (b >= num_images).any():
             raise ValueError(f"{name}[:, 0] must hold integer batch indices in [0, {num_images})")
+        as_coordinates(f"{name}[:, 1:5]", rois[:, 1:])
     return rois
 
 
@@ -94,6 +132,8 @@ def as_labels(name, labels, length):
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.shape != (length,):
         raise ValueError(f"{name} must have shape ({length},) to match the boxes, got {arr.shape}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > MAX_INT:  # would wrap round to a negative int64
+        raise ValueError(f"{name} must be <= {MAX_INT}")
     return arr.astype(np.int64, copy=False)
 
 
@@ -113,25 +153,28 @@ def as_mask_probs(name, masks, *, ndim, device=False):
     return masks
 
 
-def as_paste_boxes(name, boxes):
-    """``(R, 4)`` float32 boxes as :func:`as_boxes`, every coordinate within ``[-MAX_COORDINATE, MAX_COORDINATE]``."""
-    boxes = as_boxes(name, boxes)
-    if boxes.size and (np.abs(boxes) > MAX_COORDINATE).any():
-        limit = f"{MAX_COORDINATE:.0f}"
-        raise ValueError(f"{name} coordinates must lie in [-{limit}, {limit}] to be pasted")
-    return boxes
-
-
 def as_probability(name, value):
     """A float threshold in ``[0, 1]``."""
     return as_float(name, value, low=0.0, high=1.0)
+
+
+def as_binary_threshold(name, value):
+    """A binarization threshold in ``(0, 1]`` as a positive float32, so that ``prob >= threshold`` is False wherever
+    the probability is 0."""
+    threshold = np.float32(as_float(name, value, low=0.0, high=1.0, low_open=True))
+    if threshold == 0:
+        raise ValueError(f"{name} must be in (0, 1] and positive in float32, got {value} (it rounds to 0)")
+    return threshold
 
 
 def as_float(name, value, *, low=-math.inf, high=math.inf, low_open=False):
     """A finite real scalar in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int such as 10**400
+        raise ValueError(f"{name} must be finite, got an integer too large for a float") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     below = value <= low if low_open else value < low
@@ -141,34 +184,37 @@ def as_float(name, value, *, low=-math.inf, high=math.inf, low_open=False):
     return value
 
 
-def as_int(name, value, *, low=None):
-    """An integer scalar, at least ``low``."""
+def as_int(name, value, *, low=None, high=MAX_INT):
+    """An integer scalar in ``[low, high]`` (``high`` defaults to :data:`MAX_INT`, the int64 limit)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
 
 
-def as_shape(name, shape, *, length, low=1, form="(H, W)"):
-    """A shape tuple of exactly ``length`` ints, each at least ``low``; ``form`` describes it in errors."""
+def as_shape(name, shape, *, length, low=1, high=MAX_INT, form="(H, W)"):
+    """A shape tuple of exactly ``length`` ints, each in ``[low, high]``; ``form`` describes it in errors."""
     try:
         items = tuple(shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple {form}, got {type(shape).__name__}") from None
     if len(items) != length:
         raise ValueError(f"{name} must be {length} ints {form}, got {shape!r}")
-    return tuple(as_int(name, v, low=low) for v in items)
+    return tuple(as_int(name, v, low=low, high=high) for v in items)
 
 
 def as_image_shape(name, image_shape):
-    """``(H, W)`` as two positive ints (a longer tuple such as ``(H, W, 3)`` is cut to its first two)."""
+    """``(H, W)`` as two ints in ``[1, MAX_COORDINATE]`` (a longer tuple such as ``(H, W, 3)`` is cut to its first
+    two)."""
     try:
         items = tuple(image_shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple (H, W), got {type(image_shape).__name__}") from None
-    return as_shape(name, items[:2], length=2)
+    return as_shape(name, items[:2], length=2, high=int(MAX_COORDINATE))
 
 
 def round_half_away(x):

@@ -10,7 +10,7 @@ it does, and convert to our half-open boxes at the end by adding 1 to ``x2`` and
 
 import numpy as np
 
-from ._checks import as_array, as_boxes, as_float, as_shape, round_half_away
+from ._checks import MAX_COORDINATE, as_array, as_boxes, as_float, as_shape, round_half_away
 
 
 def anchor_base(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
@@ -35,7 +35,8 @@ def anchor_base(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
     ------
     ValueError
         If ``base_size`` is not positive and finite, ``ratios`` or ``scales`` are empty, not positive or not
-        finite, or a ratio is so extreme that a side of its ratio anchor rounds to 0 pixels.
+        finite, a ratio is so extreme that a side of its ratio anchor rounds to 0 pixels, or an anchor would reach
+        beyond ``MAX_COORDINATE`` (:math:`2^{23}`) pixels, the bound on every box coordinate.
 
     Notes
     -----
@@ -71,20 +72,26 @@ def anchor_base(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
 
     # ratio enumeration: constant area size * size, in inclusive form
     ctr = 0.5 * (size - 1.0)  # inclusive centre of [0, size - 1]
-    ws = round_half_away(np.sqrt(size * size / ratios))  # (n_ratios,)
-    hs = round_half_away(ws * ratios)  # (n_ratios,)
+    with np.errstate(over="ignore"):  # an absurd size overflows to inf here; the bound below names it
+        ws = round_half_away(np.sqrt(size * size / ratios))  # (n_ratios,)
+        hs = round_half_away(ws * ratios)  # (n_ratios,)
     if (ws < 1).any() or (hs < 1).any():
         raise ValueError(
             f"ratios {ratios.tolist()} are too extreme for base_size {size}: a ratio anchor side rounds to 0"
         )
 
     # scale enumeration, ratio-major: all scales of ratio 0 first
-    w = (ws[:, None] * scales[None, :]).reshape(-1)  # (A,) inclusive widths, row = ratio * n_scales + scale
-    h = (hs[:, None] * scales[None, :]).reshape(-1)  # (A,)
-    inclusive = np.stack(
-        [ctr - 0.5 * (w - 1.0), ctr - 0.5 * (h - 1.0), ctr + 0.5 * (w - 1.0), ctr + 0.5 * (h - 1.0)], axis=1
-    )  # (A, 4) inclusive (x1, y1, x2, y2)
-    return (inclusive + np.array([0.0, 0.0, 1.0, 1.0])).astype(np.float32)  # half-open: x2 + 1, y2 + 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = (ws[:, None] * scales[None, :]).reshape(-1)  # (A,) inclusive widths, row = ratio * n_scales + scale
+        h = (hs[:, None] * scales[None, :]).reshape(-1)  # (A,)
+        inclusive = np.stack(
+            [ctr - 0.5 * (w - 1.0), ctr - 0.5 * (h - 1.0), ctr + 0.5 * (w - 1.0), ctr + 0.5 * (h - 1.0)], axis=1
+        )  # (A, 4) inclusive (x1, y1, x2, y2)
+    anchors = inclusive + np.array([0.0, 0.0, 1.0, 1.0])  # half-open: x2 + 1, y2 + 1
+    if not bool((np.abs(anchors) <= MAX_COORDINATE).all()):  # also catches inf and NaN
+        raise ValueError(f"base_size {size} and scales {scales.tolist()} give anchors beyond "
+                         f"{MAX_COORDINATE:.0f} pixels (MAX_COORDINATE)")
+    return anchors.astype(np.float32)
 
 
 def shift_anchors(base, feature_shape, stride):
@@ -106,6 +113,12 @@ def shift_anchors(base, feature_shape, stride):
         ``(x * stride, y * stride)``, the order in which RPN outputs are flattened
         (:func:`fcis_twin.reference.proposals.rpn_outputs_to_anchor_order`).
 
+    Raises
+    ------
+    ValueError
+        If an anchor would reach beyond ``MAX_COORDINATE`` (:math:`2^{23}`) pixels, the bound on every box
+        coordinate; it is checked before anything is allocated.
+
     Notes
     -----
     The shifts are computed in float32 as ``arange(W) * stride`` and ``arange(H) * stride`` and added to the
@@ -122,7 +135,11 @@ def shift_anchors(base, feature_shape, stride):
     """
     base = as_boxes("base", base)
     h, w = as_shape("feature_shape", feature_shape, length=2)
-    stride = np.float32(as_float("stride", stride, low=0.0, low_open=True))
+    stride = np.float32(as_float("stride", stride, low=0.0, low_open=True, high=MAX_COORDINATE))
+    reach = float(max(h, w) - 1) * float(stride) + float(np.abs(base).max(initial=0.0))
+    if reach > MAX_COORDINATE:
+        raise ValueError(f"feature_shape {(h, w)} and stride {float(stride)} place anchors beyond "
+                         f"{MAX_COORDINATE:.0f} pixels (MAX_COORDINATE)")
 
     shift_x = np.arange(w, dtype=np.float32) * stride  # (W,)
     shift_y = np.arange(h, dtype=np.float32) * stride  # (H,)

@@ -16,10 +16,10 @@ import numpy as np
 
 from ._checks import (
     as_array,
+    as_binary_threshold,
+    as_boxes,
     as_image_shape,
     as_mask_probs,
-    as_paste_boxes,
-    as_probability,
     round_half_away,
 )
 
@@ -41,8 +41,9 @@ def paste_masks(masks, boxes, image_shape, *, threshold=None):
         ``(x1, y1, x2, y2)``, half-open, image pixels; may extend beyond the image or lie wholly outside it, but
         coordinates must lie within ``[-MAX_COORDINATE, MAX_COORDINATE]`` (:math:`2^{23}`).
     image_shape : (H, W)
-    threshold : float in [0, 1], optional
-        When given, return ``prob >= float32(threshold)`` instead of the probabilities.
+    threshold : float in (0, 1], optional
+        When given, return ``prob >= float32(threshold)`` instead of the probabilities.  It must be positive, so
+        that every pixel outside the boxes (probability 0) stays False.
 
     Returns
     -------
@@ -120,12 +121,12 @@ def check_paste_args(masks, boxes, image_shape, threshold, *, device=False):
     ``device=True`` (the accelerated wrappers) checks a GPU ``masks`` where it is; ``boxes`` is a host array.
     """
     masks = as_mask_probs("masks", masks, ndim=3, device=device)
-    boxes = as_paste_boxes("boxes", boxes)
+    boxes = as_boxes("boxes", boxes)
     if boxes.shape[0] != masks.shape[0]:
         raise ValueError(f"boxes must have shape ({masks.shape[0]}, 4) to match masks, got {boxes.shape}")
     image_shape = as_image_shape("image_shape", image_shape)
     if threshold is not None:
-        threshold = np.float32(as_probability("threshold", threshold))
+        threshold = as_binary_threshold("threshold", threshold)
     return masks, boxes, image_shape, threshold
 
 
@@ -215,7 +216,7 @@ def paste_mask_region(mask, box, image_shape):
     box = as_array("box", box, ndim=1)
     if box.shape != (4,):
         raise ValueError(f"box must have shape (4,), got {box.shape}")
-    as_paste_boxes("box", box[None, :])  # x1 <= x2, y1 <= y2, coordinates in range
+    as_boxes("box", box[None, :])  # x1 <= x2, y1 <= y2, coordinates in range
     height, width = as_image_shape("image_shape", image_shape)
     return paste_region(mask, box_regions(box, height, width)[0])
 

@@ -14,7 +14,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_image_shape, as_int, as_mask_probs, as_paste_boxes, as_probabilities, as_probability
+from ._checks import (
+    as_binary_threshold,
+    as_boxes,
+    as_image_shape,
+    as_int,
+    as_mask_probs,
+    as_probabilities,
+    as_probability,
+)
 from .boxes import _iou, tight_boxes
 from .nms import nms
 from .paste import (
@@ -98,10 +106,10 @@ def mask_voting(
         Per-class NMS suppresses IoU **greater** than this (:func:`fcis_twin.reference.nms.nms`).
     vote_threshold : float in [0, 1]
         ROI ``j`` votes for detection ``r`` when ``IoU(boxes[j], boxes[r]) >= vote_threshold``.
-    binary_threshold : float in [0, 1]
+    binary_threshold : float in (0, 1]
         A voted pixel is in the mask when its weighted average is ``>=`` this.
     max_detections : int >= 1
-        Kept per class after NMS, and over all classes (ties at the last place are all kept).
+        Kept per class after NMS, and over all classes: a hard bound on the number of detections.
     score_threshold : float in [0, 1]
         Candidates with a lower probability are dropped.
 
@@ -117,20 +125,21 @@ def mask_voting(
     MXNet code binarizes each pasted voter mask before averaging and lets each voter give the mask of its own argmax
     class; we follow the paper and average probabilities of the detection's class.  Step by step:
 
-    1. For each foreground class ``c = 1 .. C-1``: ``nms(boxes, cls_probs[:, c], nms_threshold)``, first
-       ``max_detections`` kept.  With ``t`` the ``max_detections``-th highest score over all classes' kept
-       candidates ``(r, c)`` (``-inf`` when there are fewer), keep those with
-       ``cls_probs[r, c] >= max(t, score_threshold)``: every candidate tied with ``t`` is kept, so more than
-       ``max_detections`` may come out.  Ties *within* a class are cut by the per-class limit in NMS order
-       (lower ROI index first).  ROIs below ``score_threshold`` are left out before NMS; this gives the same
-       result, since they can only suppress boxes that score no higher.
+    1. For each foreground class ``c = 1 .. C-1``: ``nms(boxes, cls_probs[:, c], nms_threshold)`` over the ROIs
+       with ``cls_probs[r, c] >= score_threshold``, first ``max_detections`` kept (NMS order: descending score,
+       lower ROI index first among ties).  The kept candidates ``(r, c)`` of all classes are sorted by descending
+       score, then class, then ROI index, and the first ``max_detections`` go on: never more, however many tie
+       at the last place.  (The official code keeps every candidate tied with the ``max_detections``-th score,
+       which for the equal probabilities of an untrained network can be thousands of full-image masks; see
+       ``docs/conventions.md``.)  Leaving the ROIs below ``score_threshold`` out before NMS gives the same result
+       as after it, since they can only suppress boxes that score no higher.
     2. Voters of ``(r, c)``: every ROI ``j`` (any class) with ``IoU(boxes[j], boxes[r]) >= vote_threshold``, and
        ``r`` itself even when its box has zero area.  In float32, over voters by ascending ``j``,
 
        .. math:: M = \frac{\sum_j p_{j,c}\, \mathrm{paste}(m_{j,c}, b_j)}{\sum_j p_{j,c}}
 
        (numerator and denominator each summed in that order, then one division), and the mask is
-       ``M >= float32(binary_threshold)`` (with ``binary_threshold = 0`` that is every pixel of the image).  A
+       ``M >= float32(binary_threshold)``, a threshold in ``(0, 1]``, so a pixel no voter covers is False.  A
        zero denominator or an empty mask drops the detection.
     3. The output box is the mask's tight half-open box; the score is ``cls_probs[r, c]``, the label ``c``, the
        ROI index ``r``.
@@ -204,7 +213,7 @@ def check_voting_args(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold
     ``device=True`` (the accelerated wrappers) checks a GPU ``cls_masks`` where it is; ``boxes`` and ``cls_probs``
     are host arrays.
     """
-    boxes = as_paste_boxes("boxes", boxes)
+    boxes = as_boxes("boxes", boxes)
     num_rois = boxes.shape[0]
     cls_masks = as_mask_probs("cls_masks", cls_masks, ndim=4, device=device)
     if cls_masks.shape[0] != num_rois or cls_masks.shape[1] < 1:
@@ -222,7 +231,7 @@ def check_voting_args(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold
         image_shape=as_image_shape("image_shape", image_shape),
         nms_threshold=as_probability("nms_threshold", nms_threshold),
         vote_threshold=np.float32(as_probability("vote_threshold", vote_threshold)),
-        binary_threshold=np.float32(as_probability("binary_threshold", binary_threshold)),
+        binary_threshold=as_binary_threshold("binary_threshold", binary_threshold),
         max_detections=as_int("max_detections", max_detections, low=1),
         score_threshold=np.float32(as_probability("score_threshold", score_threshold)),
     )
@@ -294,7 +303,7 @@ def mask_voting_loop(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=
         extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = -1, -1
 
     # 4. the vote, one per (detection i, window pixel (y, x)); outside every voter the average is 0
-    masks = np.full((num, height, width), a.binary_threshold <= 0)
+    masks = np.zeros((num, height, width), bool)
     for i in range(num):
         c = labels[i]
         for y in range(windows[i, WINDOW_TOP], windows[i, WINDOW_BOTTOM]):
@@ -317,7 +326,7 @@ def mask_voting_loop(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=
                     extents[i, EXTENT_X_MAX], extents[i, EXTENT_Y_MAX] = max(extents[i, EXTENT_X_MAX], x), max(
                         extents[i, EXTENT_Y_MAX], y)
 
-    keep, tight = voted_boxes(totals, extents, a.binary_threshold, (height, width))
+    keep, tight = voted_boxes(totals, extents)
     return Detections(boxes=tight, scores=cls_probs[rois[keep], labels[keep]].astype(np.float32),
                       labels=labels[keep], masks=masks[keep], rois=rois[keep])
 
@@ -338,16 +347,13 @@ def voter_lists(flags):
     return voter_offsets, np.nonzero(flags)[1].astype(np.int64)  # row-major: ROIs ascend within each detection
 
 
-def voted_boxes(totals, extents, binary_threshold, image_shape):
+def voted_boxes(totals, extents):
     """Which voted masks survive, and their tight boxes: ``(keep (K,) bool, boxes (K', 4) float32)``.
 
     A detection survives when its weight sum ``totals`` is positive and its mask is not empty (``extents``, as step
-    4 of :func:`mask_voting_loop` leaves them); with ``binary_threshold`` 0 every mask is the whole image.
+    4 of :func:`mask_voting_loop` leaves them).
     """
-    height, width = image_shape
     extents = np.asarray(extents).reshape(-1, EXTENT_FIELDS)
-    if binary_threshold <= 0:
-        extents = np.tile(np.array([0, 0, width - 1, height - 1]), (extents.shape[0], 1))  # in EXTENT_* order
     keep = (np.asarray(totals) > 0) & (extents[:, EXTENT_X_MAX] >= 0)  # (K,)
     first = extents[keep][:, [EXTENT_X_MIN, EXTENT_Y_MIN]]
     last = extents[keep][:, [EXTENT_X_MAX, EXTENT_Y_MAX]] + 1  # the tight box is half-open
@@ -368,16 +374,11 @@ def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold
 
 
 def sort_and_cut(rois, labels, scores, max_detections):
-    """Candidates by descending score, then class, then ROI; those below the ``max_detections``-th score dropped.
-
-    Ties with the ``max_detections``-th score are all kept.  Shared with the accelerated voting.
+    """The first ``max_detections`` candidates by descending score, then class, then ROI: a hard bound, ties at the
+    last place cut in that order.  Shared with the accelerated voting.
     """
-    order = np.lexsort((rois, labels, -scores))  # last key first: score descending, then class, then ROI
-    rois, labels, scores = rois[order], labels[order], scores[order]
-    if scores.shape[0] >= max_detections:
-        keep = scores >= scores[max_detections - 1]  # the max_detections-th highest score; ties are kept
-        rois, labels = rois[keep], labels[keep]
-    return rois.astype(np.int64), labels.astype(np.int64)
+    order = np.lexsort((rois, labels, -scores))[:max_detections]  # last key first: score, then class, then ROI
+    return rois[order].astype(np.int64), labels[order].astype(np.int64)
 
 
 def _vote(voters, regions, probs, binary_threshold, height, width):
@@ -391,7 +392,7 @@ def _vote(voters, regions, probs, binary_threshold, height, width):
         total = total + probs[j]  # float32, ascending j
     if not total > 0:
         return None
-    mask = np.full((height, width), binary_threshold <= 0)  # where no voter reaches, the average is 0
+    mask = np.zeros((height, width), bool)  # where no voter reaches, the average is 0: False
     nonempty = [(y0, x0, v) for y0, x0, v in regions if v.size]
     if nonempty:
         top = min(y0 for y0, _, _ in nonempty)

@@ -155,7 +155,7 @@ def test_paste_agrees_with_per_pixel_loop(mask, box):
     boxes=st.lists(half_open_box(), max_size=3),
     p=st.tuples(st.integers(1, 4), st.integers(1, 4)),
     seed=st.integers(0, 2**16),
-    threshold=st.sampled_from([None, 0.0, 0.25, 0.5, 1.0]),
+    threshold=st.sampled_from([None, 1e-6, 0.25, 0.5, 1.0]),
 )
 def test_loop_template_equals_the_vectorised_paste(boxes, p, seed, threshold):
     """The kernels' template, one pixel at a time, gives the vectorised paste's values bit for bit."""
@@ -253,7 +253,15 @@ def test_threshold_gives_bool_with_greater_or_equal():
     assert binary.dtype == np.bool_
     np.testing.assert_array_equal(binary, [[[True, True, False]]])
     np.testing.assert_array_equal(paste_masks(mask, [[0, 0, 2, 1]], (1, 3), threshold=0.2500001), [[[0, 1, 0]]])
-    np.testing.assert_array_equal(paste_masks(mask, [[0, 0, 2, 1]], (1, 3), threshold=0), [[[1, 1, 1]]])
+    np.testing.assert_array_equal(paste_masks(mask, [[0, 0, 2, 1]], (1, 3), threshold=1e-6), [[[1, 1, 0]]])
+
+
+@pytest.mark.parametrize("threshold", [0, 0.0, -0.1, 1e-50])
+def test_threshold_must_be_positive(threshold):
+    """A threshold of 0 (or one that rounds to 0 in float32) would make every pixel outside the boxes True, against
+    the docstring: it is refused."""
+    with pytest.raises(ValueError, match=r"threshold must be in \(0(\.0)?, 1(\.0)?\]"):
+        paste_masks(np.ones((1, 2, 2)), [[0, 0, 1, 1]], (3, 4), threshold=threshold)
 
 
 def test_no_detections():
@@ -277,7 +285,7 @@ def test_no_detections():
         (np.ones((1, 0, 2)), [[0, 0, 1, 1]], {}, "masks must have a non-empty mask grid"),
         (np.ones((1, 2, 2)), [[2, 0, 1, 1]], {}, "boxes must satisfy"),
         (np.ones((1, 2, 2)), [[0, 0, 1, np.inf]], {}, "boxes must be finite"),
-        (np.ones((1, 2, 2)), [[0, 0, 2 * MAX_COORDINATE, 1]], {}, "boxes coordinates must lie in"),
+        (np.ones((1, 2, 2)), [[0, 0, 2 * MAX_COORDINATE, 1]], {}, "boxes must hold coordinates in"),
     ],
 )
 def test_bad_input_names_the_argument(masks, boxes, kwargs, match):

@@ -45,7 +45,8 @@ def paste_inputs(draw, max_masks, max_height, max_width):
     corners = draw(hnp.arrays(np.float32, (num, 4), elements=st.integers(-12, limit).map(lambda v: v / 2)))
     boxes = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
                            axis=1)  # (num, 4) x1 <= x2, y1 <= y2; zero-size boxes included
-    threshold = draw(st.one_of(st.none(), st.sampled_from([0.0, 0.25, 0.4, 0.5, 1.0]), st.floats(0, 1)))
+    threshold = draw(st.one_of(st.none(), st.sampled_from([1e-6, 0.25, 0.4, 0.5, 1.0]),
+                               st.floats(0, 1, exclude_min=True, width=32)))
     return masks, boxes.astype(np.float32), (height, width), threshold
 
 
@@ -105,10 +106,10 @@ def test_no_masks(backend, threshold):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_degenerate_boxes(backend):
-    """Zero-size, sub-pixel, wholly outside and image-covering boxes, with threshold 0 filling the outside."""
+    """Zero-size, sub-pixel, wholly outside and image-covering boxes, with the smallest thresholds too."""
     boxes = np.float32([[2, 1, 2, 1], [1.6, 0.6, 2.4, 1.4], [9, 0, 12, 3], [-5, -5, -1, -1], [-3, -2, 12, 9]])
     masks = np.random.default_rng(0).random((5, 3, 3), dtype=np.float32)
-    for threshold in (None, 0.0, 0.5, 1.0):
+    for threshold in (None, 1e-6, 0.5, 1.0):
         assert_agrees(backend, masks, boxes, (6, 8), threshold)
 
 

@@ -61,7 +61,7 @@ def scenes(draw, max_rois, max_classes, max_height, max_width):
 settings_strategy = st.fixed_dictionaries({
     "nms_threshold": st.sampled_from([0.0, 0.3, 0.5, 1.0]),
     "vote_threshold": st.sampled_from([0.0, 0.25, 0.5, 1.0]),
-    "binary_threshold": st.sampled_from([0.0, 0.125, 0.4, 0.5, 1.0]),
+    "binary_threshold": st.sampled_from([1e-6, 0.125, 0.4, 0.5, 1.0]),
     "max_detections": st.integers(1, 6),
     "score_threshold": st.sampled_from([0.0, 0.001, 0.25, 0.5]),
 })
@@ -94,8 +94,8 @@ CASES = {
     "ROI outside the image": (scene([[10, 10, 12, 12], [-6, 0, -2, 3]], np.ones((2, 2, 2, 2)), [[0, 0.75], [0, 0.5]],
                                     (6, 6)), {}),
     "zero weight sum": (scene([[0, 0, 3, 3]], np.ones((1, 2, 2, 2)), [[1, 0]], (4, 4)), {"score_threshold": 0.0}),
-    "binary_threshold 0 fills the image": (scene([[1, 1, 2, 2], [9, 9, 11, 11]], np.zeros((2, 2, 2, 2)),
-                                                 [[0, 0.75], [0, 0.5]], (3, 4)), {"binary_threshold": 0.0}),
+    "the smallest binary_threshold": (scene([[1, 1, 2, 2], [9, 9, 11, 11]], np.full((2, 2, 2, 2), 1e-6),
+                                            [[0, 0.75], [0, 0.5]], (3, 4)), {"binary_threshold": 1e-6}),
     "ties across classes and ROIs": (scene([[0, 0, 2, 2], [4, 0, 6, 2], [0, 4, 2, 6], [0, 0, 2, 2]],
                                            np.ones((4, 3, 2, 2)), [[0, .5, .5], [0, .5, .5], [0, .25, .5], [0, .5, .5]],
                                            (6, 6)), {"max_detections": 2, "nms_threshold": 0.5}),
@@ -113,6 +113,19 @@ EMPTY_ROW_VOTER = (scene([[0, 0, 2, 2], [1, -10, 7, -5]], np.ones((2, 2, 2, 2)),
                    {"nms_threshold": 0.3, "vote_threshold": 0.0, "binary_threshold": 0.4, "max_detections": 6,
                     "score_threshold": 0.001})
 CASES["voter region with columns but no rows"] = EMPTY_ROW_VOTER
+
+#: An untrained network's output: every class equally likely on six separate ROIs, so 6 x 3 candidates tie.
+EQUAL_PROBABILITIES = (scene([[x, y, x + 2, y + 2] for x in (0, 4, 8) for y in (0, 4)], np.ones((6, 4, 2, 2)),
+                             np.full((6, 4), 0.25), (6, 10)), {"max_detections": 5})
+CASES["equal probabilities, more ties than max_detections"] = EQUAL_PROBABILITIES
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_detections_is_a_hard_bound(backend):
+    """Of 18 tied candidates exactly max_detections come out on every backend: class 1's ROIs 0-4, in order."""
+    det = accel.mask_voting(*EQUAL_PROBABILITIES[0], backend=backend, **EQUAL_PROBABILITIES[1])
+    np.testing.assert_array_equal(det.labels, [1] * 5)
+    np.testing.assert_array_equal(det.rois, range(5))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
