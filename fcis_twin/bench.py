@@ -6,9 +6,12 @@ and reported separately; then ``repeats`` calls are timed and their median is ke
 events after a device synchronisation.  Speed-ups are ratios of medians measured in the same run.
 
 Results go to an output folder: ``bench.json`` (every record plus the machine), ``bench.md`` (tables) and
-``bench.png`` (log-log time against size, one panel per workload).
+``bench.png`` (log-log time against size, one panel per workload).  The arguments and the folder are checked before
+anything is timed, and each report is written under a temporary name and renamed into place when all three are
+complete.
 """
 
+import contextlib
 import datetime
 import functools
 import json
@@ -20,7 +23,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .accelerated._backend import available_backends, cuda_simulated
+from .accelerated._backend import BACKENDS, available_backends, cuda_simulated
+from .reference._checks import as_int
+from .reference._files import replace_file, writable_folder
 from .reference.assemble import ps_assemble as ref_assemble
 from .reference.assemble import ps_assemble_backward as ref_assemble_backward
 from .reference.nms import batched_nms as ref_batched_nms
@@ -209,21 +214,95 @@ def _peer_call(name, args, kwargs, torch, torchvision, device):
     return None
 
 
+def speedup(reference_median, median):
+    """``reference_median / median``, or NaN when either is missing or zero (a clock too coarse for the call)."""
+    return reference_median / median if reference_median and median else float("nan")
+
+
 def _log(log, rec):
     log(f"{rec.workload:<18} {rec.size:>6} {rec.implementation:<18} median {rec.median_s * 1e3:10.3f} ms  "
         f"first {rec.first_call_s * 1e3:10.1f} ms  x{rec.speedup:8.1f}")
 
 
+def timeable_backends():
+    """The available backends that the benchmark times: under Numba's CUDA simulator ``"numba-cuda"`` is left out
+    (the simulator is for tests, not timing)."""
+    return tuple(b for b in available_backends() if not (b == "numba-cuda" and cuda_simulated()))
+
+
+def select_backends(backends=None):
+    """The backends to time: every timeable one for None, else those asked for, each checked.
+
+    Parameters
+    ----------
+    backends : str or sequence of str, optional
+        Names from :data:`fcis_twin.accelerated._backend.BACKENDS`; an empty sequence times the reference alone.
+
+    Returns
+    -------
+    backends : list of str
+
+    Raises
+    ------
+    ValueError
+        A name that is not a backend, or one this machine cannot run or the benchmark does not time (numba-cuda
+        under the CUDA simulator): the message names it and lists the timeable backends.
+    """
+    timeable = timeable_backends()
+    if backends is None:
+        return list(timeable)
+    backends = [backends] if isinstance(backends, str) else list(backends)
+    for b in backends:
+        if b not in BACKENDS:
+            raise ValueError(f"backends: {b!r} is not a backend; the backends are {', '.join(BACKENDS)}")
+        if b not in timeable:
+            why = ("runs only under Numba's CUDA simulator here, which is not timed" if b in available_backends()
+                   else "is not available on this machine")
+            raise ValueError(f"backend {b!r} {why}; available for timing: {', '.join(timeable)}")
+    return list(dict.fromkeys(backends))
+
+
 def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, workloads=None, seed=0, log=print):
-    """Run the benchmark; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir``; return the records."""
-    backends = [b for b in (available_backends() if backends is None else backends) if b in available_backends()]
-    if cuda_simulated():
-        backends = [b for b in backends if b != "numba-cuda"]  # the simulator is for tests, not timing
-    names = list(workloads or WORKLOADS)
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise ValueError(f"workloads must be among {list(WORKLOADS)}, got {unknown}")
-    repeats = repeats or (1 if quick else 5)
+    """Run the benchmark; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir``; return the records.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        Created when missing (with its parents); it must be a folder this process can write.  Checked first.
+    quick : bool
+        The quick sweeps and one repeat: a smoke run.
+    repeats : int >= 1, optional
+        Timed calls per point (default 5, quick 1; the reference at most 3).
+    backends : str or sequence of str, optional
+        As in :func:`select_backends` (default: every timeable backend).
+    workloads : str or sequence of str, optional
+        Names from :data:`WORKLOADS` (default: all of them).
+    seed : int >= 0
+        Seed of the generated inputs.
+    log : callable
+        Called with one line of text per timed point.
+
+    Returns
+    -------
+    records : list of Record
+
+    Raises
+    ------
+    ValueError
+        A bad argument, an unavailable backend, or an ``out_dir`` that is not a writable folder: all checked
+        before anything is timed.
+    """
+    backends = select_backends(backends)
+    if workloads is None:
+        names = list(WORKLOADS)
+    else:
+        names = list(dict.fromkeys([workloads] if isinstance(workloads, str) else workloads))
+        unknown = [n for n in names if n not in WORKLOADS]
+        if unknown or not names:
+            raise ValueError(f"workloads must be among {list(WORKLOADS)}, got {names}")
+    repeats = (1 if quick else 5) if repeats is None else as_int("repeats", repeats, low=1)
+    seed = as_int("seed", seed, low=0)
+    writable_folder("out_dir", out_dir)
     impls = implementations(backends)
     peers = _torchvision_peers()
     records = []
@@ -241,7 +320,7 @@ def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, worklo
                 rec = Record(name, size, impl, median, first, reps)
                 if impl == "reference":
                     ref_median = median
-                rec.speedup = ref_median / median if ref_median else float("nan")
+                rec.speedup = speedup(ref_median, median)
                 records.append(rec)
                 _log(log, rec)
             for impl, (torch, torchvision, device, on_gpu) in peers.items():
@@ -253,7 +332,7 @@ def run(out_dir="bench_out", *, quick=False, repeats=None, backends=None, worklo
                 except Exception as exc:  # a peer that fails is reported, never fatal
                     log(f"{name:<18} {size:>6} {impl:<18} failed: {exc}")
                     continue
-                rec = Record(name, size, impl, median, first, repeats, ref_median / median)
+                rec = Record(name, size, impl, median, first, repeats, speedup(ref_median, median))
                 records.append(rec)
                 _log(log, rec)
     write(records, out_dir, quick=quick)
@@ -335,14 +414,24 @@ def plot(records, path):
         ax.legend(fontsize=7)
     for ax in axes[len(names):]:
         ax.set_axis_off()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
 
 
 def write(records, out_dir, *, quick):
-    os.makedirs(out_dir, exist_ok=True)
+    """Write ``bench.json``, ``bench.md`` and ``bench.png`` to ``out_dir`` (created when missing).
+
+    The three are written under temporary names in ``out_dir`` and renamed into place only when all three are
+    done; a failure leaves the previous reports as they were.  ``bench.json`` is strict JSON: a speed-up that is
+    not defined (NaN) is written as ``null``.
+    """
+    out_dir = writable_folder("out_dir", out_dir)
     info = machine()
-    with open(os.path.join(out_dir, "bench.json"), "w") as f:
-        json.dump({"machine": info, "quick": quick, "records": [asdict(r) for r in records]}, f, indent=1)
-    with open(os.path.join(out_dir, "bench.md"), "w") as f:
-        f.write(markdown(records, info) + "\n")
-    plot(records, os.path.join(out_dir, "bench.png"))
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(replace_file("out_dir", out_dir / name))
+                 for name in ("bench.json", "bench.md", "bench.png")]
+        rows = [{k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in asdict(r).items()}
+                for r in records]  # strict JSON: an undefined speed-up is null, not NaN
+        data = {"machine": info, "quick": quick, "records": rows}
+        temps[0].write_text(json.dumps(data, indent=1, allow_nan=False))
+        temps[1].write_text(markdown(records, info) + "\n")
+        plot(records, temps[2])

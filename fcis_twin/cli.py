@@ -4,17 +4,23 @@ Subcommands:
 
 ``fcis demo [--seed N] [--out fcis_demo.png]``
     Generate a synthetic scene, run the full FCIS inference on oracle network outputs, print the detections and
-    write a figure of every stage.
+    write a figure of every stage (into ``fcis_demo.png`` inside ``--out`` when it is a folder; ``.png`` added
+    when it has no suffix; replaced whole when it exists).
 
 ``fcis bench [--out DIR] [--quick] [--repeats N] [--backend B ...] [--workload W ...]``
     Time the reference against every available backend (and torchvision's NMS when it is importable) on the
-    FCIS-COCO workload and a sweep of sizes; write bench.json, bench.md and bench.png to DIR.
+    FCIS-COCO workload and a sweep of sizes; write bench.json, bench.md and bench.png to DIR.  A ``--backend``
+    this machine cannot time is a usage error.
 
-``fcis data make --out DIR [--n N] [--seed S] [--size H W]``
-    Write a synthetic instance-segmentation set in COCO format: DIR/instances.json and DIR/images/*.png.
+``fcis data make --out DIR [--n N] [--seed S] [--size H W] [--overwrite]``
+    Write a synthetic instance-segmentation set in COCO format: DIR/instances.json and DIR/images/*.png.  DIR
+    must be missing or empty unless ``--overwrite``; the set appears in DIR only when complete.
 
 ``fcis evaluate --data DIR --oracle [--limit N]``
     Run FCIS over a COCO-format set (oracle network outputs) and print COCO mask/box AP and SBD mAP^r.
+
+Bad arguments, unreadable or unwritable paths and bad input files are usage errors (exit code 2, a message and
+no traceback); running out of memory exits with code 1 and a message, an interruption with code 130.
 """
 
 import argparse
@@ -26,7 +32,7 @@ def _demo(args):
 
     result = run_demo(seed=args.seed, out=args.out)
     print(result.table)
-    print(f"\nfigure written to {args.out}")
+    print(f"\nfigure written to {result.figure_path}")
     return 0
 
 
@@ -41,9 +47,20 @@ def _bench(args):
 
 
 def _data_make(args):
-    from .reference.coco import make_data
+    from .reference._files import check_folder_target
+    from .reference.coco import MAX_SYNTHETIC_IMAGES, MAX_SYNTHETIC_PIXELS, make_data
+    from .reference.shapes import MIN_IMAGE_SIDE
 
-    path = make_data(args.out, args.n, args.seed, image_size=tuple(args.size))
+    if not 1 <= args.n <= MAX_SYNTHETIC_IMAGES:
+        raise ValueError(f"--n must be in [1, {MAX_SYNTHETIC_IMAGES}], got {args.n}")
+    h, w = args.size
+    if min(h, w) < MIN_IMAGE_SIDE or h * w > MAX_SYNTHETIC_PIXELS:
+        raise ValueError(f"--size H W needs both sides >= {MIN_IMAGE_SIDE} and H * W <= {MAX_SYNTHETIC_PIXELS} "
+                         f"(e.g. 2048 2048), got {h} {w}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    check_folder_target("--out", args.out, overwrite=args.overwrite, overwrite_hint="--overwrite")
+    path = make_data(args.out, args.n, args.seed, image_size=(h, w), overwrite=args.overwrite)
     print(f"wrote {args.n} images and {path}")
     return 0
 
@@ -60,6 +77,8 @@ def _evaluate(args):
         raise ValueError("--weights needs a trained FCIS, which arrives with step 8 of the roadmap; use --oracle")
     if not args.oracle:
         raise ValueError("choose the network outputs: --oracle")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
     m = evaluate_oracle(coco_set, limit=args.limit, progress=lambda it: tqdm(it, desc="images", unit="img"))
     print(f"\n{m['images']} images, {m['detections']} detections (oracle network outputs)\n")
@@ -75,7 +94,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="run FCIS on a synthetic scene with oracle network outputs, draw every stage")
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
-    demo.add_argument("--out", default="fcis_demo.png", help="figure path (default fcis_demo.png)")
+    demo.add_argument("--out", default="fcis_demo.png",
+                      help="figure file, or a folder to put fcis_demo.png in (default fcis_demo.png)")
     demo.set_defaults(func=_demo)
 
     from . import bench as _bench_module  # light: the kernels are imported when they are timed
@@ -98,6 +118,7 @@ def build_parser():
     make.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     make.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"),
                       help="image size (default 128 128)")
+    make.add_argument("--overwrite", action="store_true", help="replace --out when it exists and is not empty")
     make.set_defaults(func=_data_make)
 
     evaluate = sub.add_parser("evaluate", help="COCO AP and SBD mAP^r of FCIS over a COCO-format set")
@@ -116,6 +137,11 @@ def main(argv=None):
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad arguments or an unwritable --out: a message, no traceback
         parser.error(str(exc))
+    except MemoryError as exc:  # a request too large for this machine: say so, without a traceback
+        detail = f" ({exc})" if str(exc) else ""
+        parser.exit(1, f"{parser.prog}: error: not enough memory{detail}; ask for less (fewer or smaller images)\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"{parser.prog}: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,16 @@
 of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle uses too.  Notebooks import it from here.
 """
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from .reference._checks import as_int
+from .reference._files import replace_file
 from .reference.anchors import anchor_base, shift_anchors
 from .reference.boxes import box_iou
 from .reference.detect import FCISConfig, Stages, detect
@@ -27,6 +31,9 @@ SCENE_CONFIG = FCISConfig(stride=2)
 #: Classes of the synthetic scenes, background included.
 NUM_SCENE_CLASSES = len(CLASS_NAMES)
 
+#: File name of the figure when :func:`run_demo`'s ``out`` is a folder.
+DEMO_FIGURE = "fcis_demo.png"
+
 
 @dataclass(frozen=True)
 class DemoResult:
@@ -41,6 +48,8 @@ class DemoResult:
         Mask IoU of each detection with the best-matching ground-truth instance of its class (0 if none).
     table : str
         The detections as printed by ``fcis demo``.
+    figure_path : pathlib.Path or None
+        The file the figure was written to (:func:`figure_path`), None when none was written.
     """
 
     scene: Scene
@@ -48,6 +57,7 @@ class DemoResult:
     stages: Stages
     best_iou: np.ndarray
     table: str
+    figure_path: Path | None = None
 
 
 def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLASSES, **oracle_kwargs):
@@ -89,15 +99,87 @@ def detection_table(detections, best_iou):
     return "\n".join(lines)
 
 
-def run_demo(seed=0, out="fcis_demo.png"):
-    """Generate a scene, run FCIS on its oracle outputs, write the figure to ``out``; returns a DemoResult."""
+def figure_path(out):
+    """The file :func:`run_demo` writes its figure to for ``out``, checked before anything is computed.
+
+    Parameters
+    ----------
+    out : str or path
+        An existing folder: the figure is ``DEMO_FIGURE`` (``fcis_demo.png``) inside it.  A path without a
+        suffix gets ``.png`` (``fig`` becomes ``fig.png``).  Otherwise the suffix names the format, one that
+        matplotlib writes (``.png``, ``.pdf``, ``.svg``, ``.jpg``, ...), and the file's folder must exist.
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        An empty ``out``, a path ending in a separator that is not an existing folder, a suffix matplotlib
+        cannot write, or a folder that does not exist; each naming ``out``.
+
+    Examples
+    --------
+    >>> str(figure_path("scene3")), str(figure_path("scene3.svg"))
+    ('scene3.png', 'scene3.svg')
+    """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a str or path, got {type(out).__name__}")
+    text = os.fspath(out)
+    if not text:
+        raise ValueError("out must not be empty")
+    if os.path.isdir(text):
+        return Path(text) / DEMO_FIGURE
+    if text.endswith((os.sep, "/")) or (os.altsep and text.endswith(os.altsep)):
+        raise ValueError(f"out {text!r} ends in a separator but is not an existing folder")
+    path = Path(text)
+    suffix = os.path.splitext(path.name)[1]
+    if not suffix:
+        path = path.with_name(path.name + ".png")
+    elif _figure_format(path) not in FigureCanvasBase.get_supported_filetypes():
+        known = ", ".join(sorted(FigureCanvasBase.get_supported_filetypes()))
+        raise ValueError(f"out {text!r}: matplotlib cannot write a {suffix!r} file; use one of {known}")
+    if not path.absolute().parent.is_dir():
+        raise ValueError(f"out {text!r}: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def _figure_format(path):
+    return os.path.splitext(path.name)[1][1:].lower()
+
+
+def run_demo(seed=0, out=DEMO_FIGURE):
+    """Generate a scene, run FCIS on its oracle outputs and write the figure; returns a DemoResult.
+
+    Parameters
+    ----------
+    seed : int >= 0
+        The scene's seed (:func:`fcis_twin.reference.shapes.make_scene`).
+    out : str, path or None
+        Where the figure goes, resolved by :func:`figure_path` before anything is computed (None: no figure).
+        The file is written under a temporary name in its folder and renamed into place when complete, so an
+        existing figure is replaced whole, and a failure leaves it as it was.
+
+    Returns
+    -------
+    result : DemoResult
+        With ``figure_path`` the file written.
+    """
+    path = None if out is None else figure_path(out)
+    if path is None:
+        return _demo_result(seed)
+    with replace_file("out", path) as temp:  # made now: an unwritable folder fails before the pipeline runs
+        result = _demo_result(seed, path)
+        demo_figure(result).savefig(temp, dpi=110, format=_figure_format(path))
+    return result
+
+
+def _demo_result(seed, path=None):
     scene = make_scene(seed)
     outputs, stages = run_oracle_pipeline(scene)
     best_iou = best_mask_iou(stages.detections, scene)
-    result = DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou))
-    if out is not None:
-        demo_figure(result).savefig(out, dpi=110)
-    return result
+    return DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou), path)
 
 
 def demo_figure(result):

@@ -11,11 +11,7 @@ synthetic set writes category id = label, so the mapping is the identity there; 
 the label.
 """
 
-import contextlib
-import io
 import json
-import math
-import numbers
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,19 +21,32 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ._checks import as_array
+from ._checks import as_array, as_image_shape, as_int
+from ._files import check_folder_target, read_json, replace_folder
 from .boxes import tight_boxes
+from .coco_format import (
+    MAX_IMAGE_PIXELS,
+    annotation_name,
+    check_dataset,
+    coco_api,
+    enclosing_polygons,
+    pycocotools_dataset,
+    rle_counts,
+)
 from .shapes import CLASS_NAMES, Scene, make_dataset
 
 #: File name of the annotations that :func:`write_coco` writes.
 ANNOTATION_FILE = "instances.json"
 #: Folder, beside the annotations, that :func:`write_coco` writes the images into.
 IMAGE_FOLDER = "images"
-#: Largest accepted polygon coordinate: pycocotools walks each edge in steps of a fifth of a pixel, in int.
-POLYGON_LIMIT = 2.0**16
+#: Most images :func:`make_data` writes in one set.
+MAX_SYNTHETIC_IMAGES = 100_000
+#: Largest synthetic image :func:`make_data` draws, height x width in pixels (2048 x 2048, about 1 s and
+#: 250 MiB of memory per image).
+MAX_SYNTHETIC_PIXELS = 2**22
 
 
-def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}.png", info=None):
+def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}.png", info=None, overwrite=False):
     """Write scenes as a COCO-format instance set: ``out_dir/images/*.png`` and ``out_dir/instances.json``.
 
     Parameters
@@ -46,21 +55,35 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
         Anything with ``image`` ((H, W, 3) uint8, RGB), ``masks`` ((n, H, W) bool, none empty) and ``labels``
         ((n,) ints in ``1 .. C - 1``), e.g. a :class:`fcis_twin.reference.shapes.SceneSet`.
     out_dir : str or path
-        Created if missing; files of the same names are overwritten.
+        The folder of the set: missing (it is created, with its parents), empty, or replaced when ``overwrite``.
     class_names : sequence of C str
         ``class_names[0]`` is background and gets no category; label ``c`` becomes category id ``c``.
     file_pattern : str
         Image file name, formatted with the image id; must end in ``.png``.
     info : dict, optional
-        Stored as the JSON's ``"info"`` (it must be JSON-serialisable).
+        Stored as the JSON's ``"info"`` (it must be JSON-serialisable, without NaN or infinity).
+    overwrite : bool
+        Replace an ``out_dir`` that holds something (anything: the old folder is deleted as a whole once the new
+        set is complete).  Without it such a folder is a ``ValueError``.
 
     Returns
     -------
     path : pathlib.Path
         ``out_dir/instances.json``.
 
+    Raises
+    ------
+    ValueError
+        A bad argument or scene (naming it), an ``out_dir`` that is a file or not empty, or one that cannot be
+        written.
+
     Notes
     -----
+    The set is written into a hidden temporary folder beside ``out_dir`` and renamed to ``out_dir`` only when
+    complete (:func:`fcis_twin.reference._files.replace_folder`): a failure at any point, ``KeyboardInterrupt``
+    included, deletes the temporary folder and leaves ``out_dir`` as it was; images of an earlier set are never
+    mixed with the new annotations.
+
     Image ids and annotation ids count from 1 in the order given (COCOeval treats id 0 as "no match").  Each
     annotation's ``segmentation`` is the compressed RLE of its visible mask, ``area`` its pixel count, ``bbox``
     its tight box as ``[x1, y1, x2 - x1, y2 - y1]`` and ``iscrowd`` 0.
@@ -82,42 +105,73 @@ def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}
     """
     class_names = _class_names(class_names)
     _check_file_pattern(file_pattern)
-    out_dir = Path(out_dir)
-    (out_dir / IMAGE_FOLDER).mkdir(parents=True, exist_ok=True)
-    categories = [dict(id=c, name=name, supercategory="shape") for c, name in enumerate(class_names) if c > 0]
-    images, annotations = [], []
-    for image_id, scene in enumerate(scenes, start=1):
-        image, masks, labels = _scene_arrays(scene, image_id - 1, len(class_names))
-        h, w = image.shape[:2]
-        file_name = file_pattern.format(image_id)
-        Image.fromarray(image).save(out_dir / IMAGE_FOLDER / file_name, format="PNG")
-        images.append(dict(id=image_id, file_name=file_name, height=h, width=w))
-        for mask, label, (x1, y1, x2, y2) in zip(masks, labels, tight_boxes(masks), strict=True):
-            rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))  # RLE runs are column-major
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=image_id, category_id=int(label),
-                segmentation=dict(size=[h, w], counts=rle["counts"].decode("ascii")),
-                area=int(mask.sum()), bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)], iscrowd=0))
-    dataset = dict(images=images, annotations=annotations, categories=categories)
     if info is not None:
-        dataset = dict(info=info, **dataset)
-    path = out_dir / ANNOTATION_FILE
-    path.write_text(json.dumps(dataset))
-    return path
+        try:
+            json.dumps(info, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"info must be JSON-serialisable without NaN or infinity: {exc}") from None
+    categories = [dict(id=c, name=name, supercategory="shape") for c, name in enumerate(class_names) if c > 0]
+    with replace_folder("out_dir", out_dir, overwrite=overwrite) as folder:
+        (folder / IMAGE_FOLDER).mkdir()
+        images, annotations = [], []
+        for image_id, scene in enumerate(scenes, start=1):
+            image, masks, labels = _scene_arrays(scene, image_id - 1, len(class_names))
+            h, w = image.shape[:2]
+            file_name = file_pattern.format(image_id)
+            Image.fromarray(image).save(folder / IMAGE_FOLDER / file_name, format="PNG")
+            images.append(dict(id=image_id, file_name=file_name, height=h, width=w))
+            for mask, label, (x1, y1, x2, y2) in zip(masks, labels, tight_boxes(masks), strict=True):
+                rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))  # RLE runs are column-major
+                annotations.append(dict(
+                    id=len(annotations) + 1, image_id=image_id, category_id=int(label),
+                    segmentation=dict(size=[h, w], counts=rle["counts"].decode("ascii")),
+                    area=int(mask.sum()), bbox=[float(x1), float(y1), float(x2 - x1), float(y2 - y1)], iscrowd=0))
+        dataset = dict(images=images, annotations=annotations, categories=categories)
+        if info is not None:
+            dataset = dict(info=info, **dataset)
+        (folder / ANNOTATION_FILE).write_text(json.dumps(dataset, allow_nan=False))
+    return Path(out_dir) / ANNOTATION_FILE
 
 
-def make_data(out_dir, n, seed, *, image_size=(128, 128)):
+def make_data(out_dir, n, seed, *, image_size=(128, 128), overwrite=False):
     """``fcis data make``: write :func:`fcis_twin.reference.shapes.make_dataset` ``(n, seed=seed)`` to ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        As in :func:`write_coco`: missing or empty, or replaced when ``overwrite``; written all at once.
+    n : int
+        Number of images, ``0 .. MAX_SYNTHETIC_IMAGES`` (100 000).
+    seed : int >= 0
+    image_size : (H, W)
+        Each side at least ``MIN_IMAGE_SIDE`` (16) of :mod:`fcis_twin.reference.shapes`, ``H * W`` at most
+        ``MAX_SYNTHETIC_PIXELS`` (2**22, e.g. 2048 x 2048).
+    overwrite : bool
+        As in :func:`write_coco`.
 
     Returns
     -------
     path : pathlib.Path
         ``out_dir/instances.json``; the images are in ``out_dir/images``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of its range (checked before anything is drawn or written), or an ``out_dir`` that
+        :func:`write_coco` refuses.
     """
-    scenes = make_dataset(n, seed=seed, image_size=image_size)
+    n = as_int("n", n, low=0)
+    if n > MAX_SYNTHETIC_IMAGES:
+        raise ValueError(f"n must be at most MAX_SYNTHETIC_IMAGES = {MAX_SYNTHETIC_IMAGES}, got {n}")
+    h, w = as_image_shape("image_size", image_size)
+    if h * w > MAX_SYNTHETIC_PIXELS:
+        raise ValueError(f"image_size {h} x {w} is {h * w} pixels, more than MAX_SYNTHETIC_PIXELS = "
+                         f"{MAX_SYNTHETIC_PIXELS} (e.g. 2048 x 2048)")
+    check_folder_target("out_dir", out_dir, overwrite=overwrite)  # before the scenes are set up
+    scenes = make_dataset(n, seed=seed, image_size=(h, w))
     info = dict(description="fcis-twin synthetic shapes (fcis_twin.reference.shapes.make_dataset)",
                 n_images=len(scenes), seed=int(seed), image_size=list(scenes.scene_kwargs["image_shape"]))
-    return write_coco(scenes, out_dir, info=info)
+    return write_coco(scenes, out_dir, info=info, overwrite=overwrite)
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,7 +268,7 @@ class CocoSet(Sequence):
             chosen = [a for a in anns if bool(a.get("iscrowd", 0)) == crowd]
             masks = np.zeros((len(chosen), h, w), bool)
             for j, ann in enumerate(chosen):
-                masks[j] = _decode_segmentation(ann["segmentation"], h, w, _where(ann))
+                masks[j] = _decode_segmentation(ann["segmentation"], h, w, annotation_name(ann))
             labels = np.array([self.category_labels[a["category_id"]] for a in chosen], np.int64)
             boxes = np.array([a["bbox"] if "bbox" in a else _coco_box(m)
                               for a, m in zip(chosen, masks, strict=True)], np.float64)
@@ -224,14 +278,13 @@ class CocoSet(Sequence):
         return CocoImage(int(img["id"]), img["file_name"], image, *parts)
 
     def coco(self):
-        """The same set as a ``pycocotools.coco.COCO`` object (ground truth for ``COCOeval``), built quietly."""
-        from pycocotools.coco import COCO
+        """The same set as a ``pycocotools.coco.COCO`` object (ground truth for ``COCOeval``), built quietly.
 
-        api = COCO()
-        api.dataset = self.dataset
-        with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints its progress
-            api.createIndex()
-        return api
+        The object holds its own copy of the records, in the form pycocotools reads (:func:`pycocotools_dataset`):
+        ``COCOeval`` writes into the annotations it evaluates, and this set's ``dataset`` stays as it was read.
+        """
+        return coco_api(pycocotools_dataset(self._images, self.dataset["categories"],
+                                            self.dataset.get("annotations", [])))
 
 
 def load_coco(annotation_json, image_dir, *, with_images=True):
@@ -241,8 +294,8 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
     ----------
     annotation_json : str or path
         A COCO instances file: ``"images"`` (id, file_name, height, width), ``"categories"`` (id, name) and
-        ``"annotations"`` (id, image_id, category_id, segmentation, optional bbox and iscrowd).  Segmentations may
-        be polygons, uncompressed RLE or compressed RLE.
+        ``"annotations"`` (id, image_id, category_id, segmentation, optional bbox, area and iscrowd).
+        Segmentations may be polygons, uncompressed RLE or compressed RLE.
     image_dir : str or path
         Folder holding every image's ``file_name``; not read when ``with_images`` is False.
     with_images : bool
@@ -256,15 +309,19 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
     Raises
     ------
     ValueError
-        A missing file or folder, JSON that is not valid, or a structure that is not COCO's (a missing key, a
-        duplicate or unknown id, a segmentation of the wrong form or size), naming what is wrong and where.
+        A missing or unreadable file or folder, JSON that is not valid or nested too deeply, or a structure that
+        is not COCO's (a missing key, a duplicate or unknown id, a value out of range, a segmentation of the
+        wrong form or size), naming what is wrong and where.
 
     Notes
     -----
-    The structure (keys, types, ids, references, RLE sizes) and the presence of every image file are checked
-    here; the contents of polygons and RLE counts when an image is accessed.  ``iscrowd`` annotations go to the
-    ``crowd_*`` arrays, apart from the instances.  Polygons with fewer than three points enclose nothing and
-    are skipped; a missing ``bbox`` is the tight box of the mask.
+    The structure is checked here (:func:`check_dataset`): keys and types, unique ids and the references
+    between them, every integer within int64, every image at most ``MAX_IMAGE_PIXELS`` (2**26) pixels, boxes
+    finite with ``w, h >= 0`` and ``x, y, x + w, y + h`` within float32, areas finite and ``>= 0``, RLE sizes;
+    and the presence of every image file.  The contents of polygons and RLE counts are checked when an image is
+    accessed (:func:`check_segmentation`).  ``iscrowd`` annotations go to the ``crowd_*`` arrays, apart from the
+    instances.  Polygons with fewer than three points enclose nothing and are skipped; a missing ``bbox`` is the
+    tight box of the mask.
 
     Examples
     --------
@@ -285,131 +342,28 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
     >>> record.labels, record.boxes, coco_set.category_ids  # category 90 is label 1
     (array([1]), array([[1., 0., 3., 2.]], dtype=float32), array([-1, 90]))
     """
-    annotation_json = Path(annotation_json)
-    if not annotation_json.is_file():
-        raise ValueError(f"annotation_json {str(annotation_json)!r} is not a file")
-    try:
-        dataset = json.loads(annotation_json.read_text())
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"annotation_json {str(annotation_json)!r} is not valid JSON: {exc}") from None
-    if not isinstance(dataset, dict):
-        raise ValueError(f"annotation_json must hold a JSON object, got {type(dataset).__name__}")
-    images = _records(dataset, "images", dict(id=int, file_name=str, height=int, width=int))
-    categories = _records(dataset, "categories", dict(id=int, name=str))
-    annotations = _records(dataset, "annotations", dict(id=int, image_id=int, category_id=int,
-                                                        segmentation=(list, dict)), required=False)
-    image_index = _unique_ids(images, "images")
-    category_ids = sorted(_unique_ids(categories, "categories"))
-    known_categories = set(category_ids)
-    _unique_ids(annotations, "annotations")
-    for i, img in enumerate(images):
-        if img["height"] < 1 or img["width"] < 1:
-            raise ValueError(f"images[{i}] (id {img['id']}): height and width must be >= 1")
-    per_image = [[] for _ in images]
-    for ann in annotations:
-        where = _where(ann)
-        if ann["image_id"] not in image_index:
-            raise ValueError(f"{where}: image_id {ann['image_id']} is not in images")
-        if ann["category_id"] not in known_categories:
-            raise ValueError(f"{where}: category_id {ann['category_id']} is not in categories")
-        img = images[image_index[ann["image_id"]]]
-        _check_annotation(ann, img["height"], img["width"], where)
-        per_image[image_index[ann["image_id"]]].append(ann)
+    dataset = read_json("annotation_json", annotation_json)
+    records = check_dataset("annotation_json", dataset)
     if with_images:
         if image_dir is None or not Path(image_dir).is_dir():
             raise ValueError(f"image_dir {str(image_dir)!r} is not a folder")
-        for img in images:
+        for img in records.images:
             if not (Path(image_dir) / img["file_name"]).is_file():
                 raise ValueError(f"image file {img['file_name']!r} (image id {img['id']}) is missing from image_dir")
-    by_id = {cat["id"]: cat["name"] for cat in categories}
-    class_names = ["background", *(by_id[c] for c in category_ids)]
-    return CocoSet(dataset, images, per_image, category_ids, class_names, image_dir, with_images)
-
-
-def _records(dataset, key, fields, required=True):
-    """``dataset[key]``: a list of dicts, each with ``fields`` (name -> type) of those types."""
-    if key not in dataset:
-        if required:
-            raise ValueError(f"annotation_json has no {key!r} list")
-        return []
-    records = dataset[key]
-    if not isinstance(records, list):
-        raise ValueError(f"annotation_json's {key!r} must be a list, got {type(records).__name__}")
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise ValueError(f"{key}[{i}] must be an object, got {type(rec).__name__}")
-        for name, kind in fields.items():
-            if name not in rec:
-                raise ValueError(f"{key}[{i}] has no {name!r}")
-            value = rec[name]
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise ValueError(f"{key}[{i}][{name!r}] has the wrong type: {type(value).__name__}")
-    return records
-
-
-def _unique_ids(records, key):
-    """{id: position}; duplicate ids are an error."""
-    index = {}
-    for i, rec in enumerate(records):
-        if rec["id"] in index:
-            raise ValueError(f"{key}[{i}]: id {rec['id']} is used twice")
-        index[rec["id"]] = i
-    return index
-
-
-def _where(ann):
-    return f"annotation id {ann['id']}"
-
-
-def _check_annotation(ann, h, w, where):
-    """Structure of one annotation: iscrowd, bbox, and the form (not the contents) of its segmentation."""
-    if ann.get("iscrowd", 0) not in (0, 1):
-        raise ValueError(f"{where}: iscrowd must be 0 or 1, got {ann['iscrowd']!r}")
-    if "bbox" in ann:
-        box = ann["bbox"]
-        if (not isinstance(box, list) or len(box) != 4 or not all(_is_real(v) and math.isfinite(v) for v in box)
-                or box[2] < 0 or box[3] < 0):
-            raise ValueError(f"{where}: bbox must be [x, y, w, h], four finite numbers with w, h >= 0, got {box!r}")
-    seg = ann["segmentation"]
-    if isinstance(seg, list):
-        if not all(isinstance(p, list) for p in seg):
-            raise ValueError(f"{where}: a polygon segmentation must be a list of lists of coordinates")
-        return
-    if "counts" not in seg or "size" not in seg:
-        raise ValueError(f"{where}: an RLE segmentation needs 'counts' and 'size'")
-    if seg["size"] != [h, w]:
-        raise ValueError(f"{where}: RLE size {seg['size']!r} is not the image's [height, width] = {[h, w]}")
-    if not isinstance(seg["counts"], (str, list)):
-        raise ValueError(f"{where}: RLE counts must be a str (compressed) or a list (uncompressed)")
-
-
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    by_id = {cat["id"]: cat["name"] for cat in records.categories}
+    class_names = ["background", *(by_id[c] for c in records.category_ids)]
+    return CocoSet(dataset, records.images, records.per_image, records.category_ids, class_names, image_dir,
+                   with_images)
 
 
 def _decode_segmentation(seg, h, w, where):
-    """(H, W) bool mask of a polygon, uncompressed-RLE or compressed-RLE segmentation."""
+    """(H, W) bool mask of a polygon, uncompressed-RLE or compressed-RLE segmentation, checked."""
     if isinstance(seg, list):  # polygons [[x0, y0, x1, y1, ...], ...], their union
-        polygons = []
-        for poly in seg:
-            if not all(_is_real(v) and abs(v) <= POLYGON_LIMIT for v in poly) or len(poly) % 2:
-                raise ValueError(f"{where}: a polygon must be an even number of coordinates in "
-                                 f"[-{POLYGON_LIMIT:g}, {POLYGON_LIMIT:g}]")
-            if len(poly) >= 6:  # pycocotools would take 4 numbers for a box; fewer than 3 points enclose nothing
-                polygons.append([float(v) for v in poly])
+        polygons = enclosing_polygons(seg, where)
         if not polygons:
             return np.zeros((h, w), bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, h, w))  # pycocotools rasterises polygons
-        counts = _rle_string_counts(rle["counts"].decode("ascii"), where)
-    elif isinstance(seg["counts"], list):  # uncompressed: the run lengths themselves
-        counts = seg["counts"]
-        if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 0 for c in counts):
-            raise ValueError(f"{where}: uncompressed RLE counts must be non-negative integers")
-    else:  # compressed: pycocotools' string form of the run lengths
-        counts = _rle_string_counts(seg["counts"], where)
-    if sum(counts) != h * w:
-        raise ValueError(f"{where}: RLE counts sum to {sum(counts)}, not height * width = {h * w}")
-    return _rle_to_mask(counts, h, w)
+        seg = mask_utils.merge(mask_utils.frPyObjects(polygons, h, w))  # pycocotools rasterises polygons
+    return _rle_to_mask(rle_counts(seg, h, w, where), h, w)
 
 
 def _rle_to_mask(counts, h, w):
@@ -422,35 +376,6 @@ def _rle_to_mask(counts, h, w):
     return np.ascontiguousarray(flat.reshape(w, h).T)  # (W, H) -> (H, W)
 
 
-def _rle_string_counts(text, where):
-    """Run lengths of pycocotools' compressed RLE string, decoded as its ``rleFrString`` does, checked.
-
-    Each run is a little-endian number in 5-bit groups, one character ``chr(48 + group)`` per group, bit 0x20 of
-    a group meaning "more groups follow" and bit 0x10 of the last the sign; from the fourth run on, each number
-    is the difference to the run two before.
-    """
-    counts, value, shift = [], 0, 0
-    for char in text:
-        c = ord(char) - 48
-        if not 0 <= c < 64:
-            raise ValueError(f"{where}: compressed RLE counts hold a character outside '0'..'o': {char!r}")
-        value |= (c & 0x1F) << shift
-        shift += 5
-        if c & 0x20:
-            continue
-        if c & 0x10:
-            value -= 1 << shift  # sign-extend
-        if len(counts) > 2:
-            value += counts[-2]
-        if value < 0:
-            raise ValueError(f"{where}: compressed RLE counts decode to a negative run")
-        counts.append(value)
-        value, shift = 0, 0
-    if shift:
-        raise ValueError(f"{where}: compressed RLE counts end in the middle of a number")
-    return counts
-
-
 def _coco_box(mask):
     """COCO ``[x, y, w, h]`` of the tight box of one mask."""
     x1, y1, x2, y2 = tight_boxes(mask[None])[0]
@@ -458,15 +383,19 @@ def _coco_box(mask):
 
 
 def _read_image(path, h, w):
-    """(H, W, 3) uint8 RGB; grayscale and palette images are expanded, an alpha channel dropped."""
+    """(H, W, 3) uint8 RGB; grayscale and palette images are expanded, an alpha channel dropped.
+
+    The size is compared with the annotations' before the pixels are decoded, so that a file far larger than
+    its record says is refused without being decoded.
+    """
     try:
         with Image.open(path) as im:
+            if im.size != (w, h):
+                raise ValueError(f"image file {path.name!r} is {im.size[0]} x {im.size[1]} (W x H), "
+                                 f"the annotations say {w} x {h}")
             image = np.array(im.convert("RGB"))
-    except OSError as exc:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow's ways of saying "broken"
         raise ValueError(f"image file {str(path.name)!r} cannot be read: {exc}") from None
-    if image.shape[:2] != (h, w):
-        raise ValueError(f"image file {path.name!r} is {image.shape[1]} x {image.shape[0]} (W x H), "
-                         f"the annotations say {w} x {h}")
     return image
 
 
@@ -494,6 +423,9 @@ def _scene_arrays(scene, index, num_classes):
     image = np.asarray(scene.image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"scenes[{index}].image must be (H, W, 3) uint8, got {image.dtype} {image.shape}")
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:  # load_coco would refuse the set
+        raise ValueError(f"scenes[{index}].image is {image.shape[0]} x {image.shape[1]}, more than MAX_IMAGE_PIXELS = "
+                         f"{MAX_IMAGE_PIXELS} pixels")
     masks = as_array(f"scenes[{index}].masks", scene.masks, ndim=3, dtype=bool)
     labels = np.asarray(scene.labels)
     if masks.shape[1:] != image.shape[:2] or labels.shape != masks.shape[:1]:

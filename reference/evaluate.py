@@ -8,7 +8,6 @@ latter matches by :func:`mask_iou`, which agrees exactly with ``pycocotools.mask
 """
 
 import contextlib
-import copy
 import io
 import math
 import numbers
@@ -21,6 +20,17 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ._checks import as_array, as_boxes, as_int, as_labels, as_probability
+from ._files import read_json
+from .coco_format import (
+    check_box,
+    check_dataset,
+    check_segmentation,
+    coco_api,
+    finite_float,
+    is_int,
+    pycocotools_dataset,
+    rle_counts,
+)
 
 #: Names of ``COCOeval.stats[0:6]``: AP at IoU 0.5:0.95, at 0.5, at 0.75, and for small, medium, large objects.
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -148,10 +158,18 @@ def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verb
     Parameters
     ----------
     results : list of dict
-        COCO results (:func:`detections_to_coco`), possibly empty.  Not modified.
+        COCO results (:func:`detections_to_coco`), possibly empty; not modified.  Each has an int ``image_id``
+        of ``coco_gt``, an int ``category_id`` among its categories, a finite real ``score``, and a
+        ``segmentation`` (needed for ``"segm"``) and/or a ``bbox`` (for ``"bbox"``; the mask's tight box when
+        missing).  A ``segmentation`` is an RLE dict whose ``size`` is its image's ``[height, width]`` and whose
+        ``counts`` (compressed str or bytes, or an uncompressed list of ints) are non-negative runs summing to
+        ``height * width``; polygons are not accepted (COCO's results format is RLE).  A ``bbox`` is four finite
+        numbers ``[x, y, w, h]`` with ``w, h >= 0``.  Other keys are ignored.
     coco_gt : pycocotools.coco.COCO, path to an ``instances.json``, or the dict such a file holds
-        A dict is copied; a COCO object is used as is (``COCOeval`` adds an ``"ignore"`` key to its annotations
-        and, for ``"segm"``, turns their polygons into RLE, as it always does).
+        Checked as :func:`fcis_twin.reference.coco.load_coco` checks its file (without image file names), and
+        every annotation needs an ``area``; a ``bbox`` too for ``"bbox"``; a ``segmentation`` for ``"segm"``,
+        whose polygon coordinates and RLE counts are checked as well.  Never modified: pycocotools works on a
+        copy of its records (of a COCO object, of its ``dataset``).
     iou_types : sequence of {"segm", "bbox"}
     image_ids : sequence of int, optional
         Evaluate on these images of ``coco_gt`` only (default: all of them).
@@ -165,14 +183,25 @@ def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verb
         ``[0, 1]``, at most 100 detections per image.  pycocotools' ``-1`` ("no ground truth in this area range")
         becomes ``nan``.
 
+    Raises
+    ------
+    TypeError
+        An argument, result or field of the wrong type, naming it (``results[3]['score']``).
+    ValueError
+        A ground truth that cannot be read or is not COCO's (naming the record), or a result that breaks the
+        rules above (naming ``results[i]`` and the field).  Everything is checked before pycocotools sees it:
+        pycocotools loops forever on RLE counts that do not add up to ``height * width`` and stops the
+        interpreter on an RLE of size 0 x 0.
+
     Notes
     -----
     For ``"segm"`` the results are evaluated without their ``"bbox"`` key: given one, ``COCO.loadRes`` takes the
     box area as the detection's area, and small / medium / large would mean box sizes rather than mask sizes
     (Detectron2 does the same).  For ``"bbox"`` a result without one gets its mask's tight box.  An empty
     ``results`` gives AP 0 for every range that holds ground truth (``loadRes`` cannot read an empty list; an empty
-    result set is built instead).  ``COCOeval``'s precision is ``tp / (tp + fp + np.spacing(1))``, so a perfect
-    AP comes out as ``1 - 2**-52`` or so, not 1.
+    result set is built instead).  Ground-truth polygons of fewer than three points are skipped, as in
+    ``load_coco`` (an annotation with none left is an empty mask).  ``COCOeval``'s precision is
+    ``tp / (tp + fp + np.spacing(1))``, so a perfect AP comes out as ``1 - 2**-52`` or so, not 1.
 
     Examples
     --------
@@ -187,20 +216,21 @@ def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verb
     0.0
     """
     iou_types = _as_iou_types(iou_types)
-    with _quiet(verbose):
-        gt = _as_coco(coco_gt)
-    known = set(gt.getImgIds())
-    if not known:
+    records = _ground_truth(coco_gt, iou_types)
+    sizes = {img["id"]: (img["height"], img["width"]) for img in records.images}
+    if not sizes:
         raise ValueError("coco_gt must hold at least one image")
     if image_ids is None:
-        image_ids = sorted(known)
+        image_ids = sorted(sizes)
     else:
         if isinstance(image_ids, (str, bytes)) or not hasattr(image_ids, "__iter__"):
             raise TypeError(f"image_ids must be a sequence of ints, got {type(image_ids).__name__}")
         image_ids = sorted({as_int("image_ids", i) for i in image_ids})
-        if not image_ids or not set(image_ids) <= known:
+        if not image_ids or not set(image_ids) <= sizes.keys():
             raise ValueError(f"image_ids must be a non-empty subset of the images of coco_gt, got {image_ids[:10]}")
-    results = _as_results(results, known, iou_types)
+    results = _as_results(results, sizes, set(records.category_ids), iou_types)
+    with _quiet(verbose):
+        gt = coco_api(pycocotools_dataset(records.images, records.categories, records.annotations))
 
     metrics = {}
     for iou_type in iou_types:
@@ -208,7 +238,7 @@ def evaluate_coco(results, coco_gt, *, iou_types=IOU_TYPES, image_ids=None, verb
         if iou_type == "segm":
             own = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
         else:
-            own = [{**r, "bbox": r.get("bbox") or _rle_box(r["segmentation"])} for r in results]
+            own = [{**r, "bbox": r["bbox"] if "bbox" in r else _rle_box(r["segmentation"])} for r in results]
         with _quiet(verbose):
             dt = gt.loadRes(own) if own else _empty_results(gt)
             ev = COCOeval(gt, dt, iouType=iou_type)
@@ -226,17 +256,24 @@ def _quiet(verbose):
     return contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
 
 
-def _as_coco(coco_gt):
+def _ground_truth(coco_gt, iou_types):
+    """The records of ``coco_gt`` (a COCO object, a path or a dict), checked for the iou types evaluated."""
     if isinstance(coco_gt, COCO):
-        return coco_gt
-    if isinstance(coco_gt, (str, os.PathLike)):
-        return COCO(os.fspath(coco_gt))
-    if isinstance(coco_gt, Mapping):
-        gt = COCO()
-        gt.dataset = copy.deepcopy(dict(coco_gt))  # COCOeval writes into the annotations it evaluates
-        gt.createIndex()
-        return gt
-    raise TypeError(f"coco_gt must be a pycocotools COCO, a path or a dict, got {type(coco_gt).__name__}")
+        dataset = coco_gt.dataset
+    elif isinstance(coco_gt, (str, os.PathLike)):
+        dataset = read_json("coco_gt", coco_gt)
+    elif isinstance(coco_gt, Mapping):
+        dataset = coco_gt
+    else:
+        raise TypeError(f"coco_gt must be a pycocotools COCO, a path or a dict, got {type(coco_gt).__name__}")
+    segm = "segm" in iou_types
+    records = check_dataset("coco_gt", dataset, file_names=False, segmentations=segm, boxes="bbox" in iou_types,
+                            areas=True)
+    if segm:  # pycocotools decodes every ground-truth mask: check what it will read
+        sizes = {img["id"]: (img["height"], img["width"]) for img in records.images}
+        for ann in records.annotations:
+            check_segmentation(ann["segmentation"], *sizes[ann["image_id"]], f"coco_gt annotation id {ann['id']}")
+    return records
 
 
 def _as_iou_types(iou_types):
@@ -248,21 +285,56 @@ def _as_iou_types(iou_types):
     return iou_types
 
 
-def _as_results(results, known_image_ids, iou_types):
+def _as_results(results, sizes, category_ids, iou_types):
+    """Checked copies of the results, in the form pycocotools reads: ``image_id``, ``category_id``, ``score``,
+    and ``segmentation`` (compressed RLE with str counts) and ``bbox`` where given."""
     if isinstance(results, (str, bytes, Mapping)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results must be a list of dicts, got {type(results).__name__}")
-    results = list(results)
     needs = {"segm": "segmentation", "bbox": "bbox"}
+    checked = []
     for i, r in enumerate(results):
+        where = f"results[{i}]"
         if not isinstance(r, Mapping):
-            raise TypeError(f"results[{i}] must be a dict, got {type(r).__name__}")
+            raise TypeError(f"{where} must be a dict, got {type(r).__name__}")
         missing = [k for k in ("image_id", "category_id", "score") if k not in r]
         missing += [needs[t] for t in iou_types if needs[t] not in r and not (t == "bbox" and "segmentation" in r)]
         if missing:
-            raise ValueError(f"results[{i}] lacks {missing}")
-        if r["image_id"] not in known_image_ids:
-            raise ValueError(f"results[{i}] has image_id {r['image_id']!r}, which coco_gt does not hold")
-    return results
+            raise ValueError(f"{where} lacks {missing}")
+        for key in ("image_id", "category_id"):
+            if not is_int(r[key]):
+                raise TypeError(f"{where}['{key}'] must be an int, got {type(r[key]).__name__}")
+        if r["image_id"] not in sizes:
+            raise ValueError(f"{where} has image_id {r['image_id']!r}, which coco_gt does not hold")
+        if r["category_id"] not in category_ids:
+            raise ValueError(f"{where} has category_id {r['category_id']!r}, which is not among the categories of "
+                             "coco_gt")
+        score = finite_float(r["score"])
+        if score is None:
+            raise ValueError(f"{where}['score'] must be a finite real number, got {r['score']!r}")
+        out = {"image_id": int(r["image_id"]), "category_id": int(r["category_id"]), "score": score}
+        if "segmentation" in r:
+            out["segmentation"] = _result_rle(r["segmentation"], *sizes[r["image_id"]], f"{where}['segmentation']")
+        if "bbox" in r:
+            check_box(r["bbox"], f"{where}['bbox']")
+            out["bbox"] = [float(v) for v in r["bbox"]]
+        checked.append(out)
+    return checked
+
+
+def _result_rle(seg, h, w, where):
+    """A result's segmentation, checked, as compressed RLE with str counts."""
+    if isinstance(seg, list):
+        raise ValueError(f"{where} must be an RLE dict {{'size', 'counts'}}, got a list: polygon results are not "
+                         "accepted (COCO's results format is RLE)")
+    if not isinstance(seg, Mapping):
+        raise TypeError(f"{where} must be an RLE dict {{'size', 'counts'}}, got {type(seg).__name__}")
+    runs = rle_counts(seg, h, w, where)
+    counts = seg["counts"]
+    if isinstance(counts, list):  # uncompressed: loadRes reads compressed RLE only
+        counts = mask_util.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")  # checked: '0'..'o' only
+    return {"size": [h, w], "counts": counts}
 
 
 def _rle_box(rle):

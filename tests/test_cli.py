@@ -1,5 +1,7 @@
 """The ``fcis`` command line."""
 
+import re
+
 import pytest
 
 from fcis_twin.cli import main
@@ -67,3 +69,136 @@ def test_evaluate_missing_data_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as info:
         main(["evaluate", "--data", str(tmp_path / "nothing"), "--oracle"])
     assert info.value.code == 2
+
+
+# ---- hardening -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_demo(monkeypatch):
+    """The demo on a small scene with a one-inch figure: the same writing of files, in a fraction of the time."""
+    from matplotlib.figure import Figure
+
+    from fcis_twin import demo
+    from fcis_twin.reference.shapes import make_scene
+
+    monkeypatch.setattr(demo, "make_scene", lambda seed: make_scene(seed, image_shape=(48, 64), max_objects=2))
+    monkeypatch.setattr(demo, "demo_figure", lambda result: Figure(figsize=(1, 1)))
+
+
+def test_figure_path_rules(tmp_path):
+    """A folder gets fcis_demo.png inside it, a path without a suffix gets .png, other suffixes are kept."""
+    from fcis_twin.demo import figure_path
+
+    assert figure_path(tmp_path) == tmp_path / "fcis_demo.png"
+    assert figure_path(tmp_path / "fig") == tmp_path / "fig.png"
+    assert figure_path(str(tmp_path / "fig.PDF")) == tmp_path / "fig.PDF"
+    assert figure_path(tmp_path / ".hidden") == tmp_path / ".hidden.png"
+    for bad, match in ((tmp_path / "fig.xyz", r"matplotlib cannot write a '.xyz' file; use one of .*png"),
+                       (tmp_path / "missing" / "fig.png", "does not exist"),
+                       (str(tmp_path / "missing") + "/", "ends in a separator but is not an existing folder"),
+                       ("", "out must not be empty")):
+        with pytest.raises(ValueError, match=match):
+            figure_path(bad)
+
+
+def test_demo_prints_the_path_it_wrote(tmp_path, capsys, monkeypatch, quick_demo):
+    """``--out fig`` writes fig.png and says so; ``--out .`` writes ./fcis_demo.png, not a hidden '.png'."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--out", "fig"]) == 0
+    assert capsys.readouterr().out.endswith("figure written to fig.png\n")
+    assert main(["demo", "--out", "."]) == 0
+    assert capsys.readouterr().out.endswith("figure written to fcis_demo.png\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fcis_demo.png", "fig.png"]
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_twice_replaces_the_figure(tmp_path, capsys, monkeypatch, quick_demo):
+    """The README's ``fcis demo`` run twice in a row replaces fcis_demo.png whole and leaves nothing beside it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    first = (tmp_path / "fcis_demo.png").stat().st_ino
+    assert main(["demo", "--seed", "1"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["fcis_demo.png"]
+    assert (tmp_path / "fcis_demo.png").stat().st_ino != first  # a new file renamed into place
+    assert "figure written to fcis_demo.png" in capsys.readouterr().out
+
+
+def test_demo_bad_out_fails_before_the_pipeline(tmp_path, capsys, monkeypatch):
+    """An unwritable suffix is a usage error before anything is computed; a failing run leaves the old figure."""
+    from fcis_twin import demo
+
+    def no_pipeline(seed):
+        raise AssertionError("the pipeline ran")
+
+    monkeypatch.setattr(demo, "make_scene", no_pipeline)
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--out", str(tmp_path / "fig.xyz")])
+    assert info.value.code == 2 and "'.xyz'" in capsys.readouterr().err
+
+    def failing_pipeline(seed):
+        raise ValueError("no scene today")
+
+    monkeypatch.setattr(demo, "make_scene", failing_pipeline)
+    (tmp_path / "old.png").write_bytes(b"old")
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--out", str(tmp_path / "old.png")])
+    assert info.value.code == 2 and "no scene today" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["old.png"] and (tmp_path / "old.png").read_bytes() == b"old"
+
+
+def test_data_make_refuses_a_full_folder_without_overwrite(tmp_path, capsys):
+    """A second ``data make`` into the same folder is a usage error naming --overwrite; with it the set is replaced."""
+    out = tmp_path / "set"
+    assert main(["data", "make", "--out", str(out), "--n", "2", "--size", "16", "16"]) == 0
+    before = sorted(p.name for p in (out / "images").iterdir())
+    with pytest.raises(SystemExit) as info:
+        main(["data", "make", "--out", str(out), "--n", "1", "--size", "16", "16"])
+    assert info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "images").iterdir()) == before == ["000001.png", "000002.png"]
+    assert main(["data", "make", "--out", str(out), "--n", "1", "--size", "16", "16", "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["000001.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--n", "0"], "--n must be in"),
+        (["--n", "-3"], "--n must be in"),
+        (["--n", "100001"], r"--n must be in \[1, 100000\]"),
+        (["--size", "100000", "100000"], "--size H W needs"),
+        (["--size", "8", "16"], "--size H W needs"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+    ],
+)
+def test_data_make_bad_numbers_are_usage_errors(tmp_path, capsys, args, match):
+    """Counts, sizes and seeds out of range are usage errors naming the option; nothing is written."""
+    with pytest.raises(SystemExit) as info:
+        main(["data", "make", "--out", str(tmp_path / "set"), *args])
+    assert info.value.code == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("limit", ["0", "-2"])
+def test_evaluate_limit_must_be_positive(tmp_path, capsys, limit):
+    """``--limit`` below 1 is a usage error naming --limit."""
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--data", str(tmp_path), "--oracle", "--limit", limit])
+    assert info.value.code == 2 and "--limit must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, code, message", [(MemoryError, 1, "not enough memory"),
+                                                  (KeyboardInterrupt, 130, "interrupted")])
+def test_memory_error_and_interrupt_are_messages(tmp_path, capsys, monkeypatch, error, code, message):
+    """A MemoryError or Ctrl-C inside a command ends with a message and an exit code, not a traceback."""
+    from fcis_twin.reference import coco
+
+    def fail(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(coco, "make_data", fail)
+    with pytest.raises(SystemExit) as info:
+        main(["data", "make", "--out", str(tmp_path / "set"), "--n", "1"])
+    assert info.value.code == code and message in capsys.readouterr().err

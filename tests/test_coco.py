@@ -1,7 +1,9 @@
 """COCO-format input and output: round trip, hand-made polygon and RLE inputs, category mapping, bad input."""
 
 import json
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +14,22 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from fcis_twin.reference._files import read_json
 from fcis_twin.reference.coco import (
     ANNOTATION_FILE,
     IMAGE_FOLDER,
-    POLYGON_LIMIT,
+    MAX_SYNTHETIC_IMAGES,
     CocoSet,
-    _rle_string_counts,
     load_coco,
     make_data,
     write_coco,
+)
+from fcis_twin.reference.coco_format import (
+    MAX_IMAGE_PIXELS,
+    POLYGON_LIMIT,
+    RLE_MAX_GROUPS,
+    _rle_string_counts,
+    rle_counts,
 )
 from fcis_twin.reference.shapes import CLASS_NAMES, Scene, make_dataset
 
@@ -349,6 +358,26 @@ def test_unreadable_or_wrong_size_image(tmp_path):
         coco_set[0]
 
 
+def png_header(width, height):
+    """An 8-bit RGB PNG that says it is width x height but holds one compressed row: enough for Pillow to open."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * width)))
+
+
+def test_image_far_larger_than_its_record_is_not_decoded(tmp_path):
+    """A file whose size differs from the record's is refused before decoding; a decompression bomb is a ValueError."""
+    (tmp_path / "a.png").write_bytes(png_header(5000, 5000))  # no pixel data: decoding it would fail differently
+    coco_set = load_coco(write_json(tmp_path, tiny_set([])), tmp_path)
+    with pytest.raises(ValueError, match=r"'a.png' is 5000 x 5000 \(W x H\), the annotations say 4 x 3"):
+        coco_set[0]
+    (tmp_path / "a.png").write_bytes(png_header(30000, 30000))  # 9e8 pixels: Pillow refuses to open it
+    with pytest.raises(ValueError, match="'a.png' cannot be read"):
+        coco_set[0]
+
+
 def test_not_json(tmp_path):
     """Text that is not JSON, and JSON that is not an object, are rejected."""
     (tmp_path / "bad.json").write_text("{'images': ")
@@ -426,6 +455,8 @@ def test_malformed_segmentation_on_access(tmp_path, segmentation, match):
         (dict(labels=np.array([5])), r"scenes\[0\].labels must be integers in \[1, 4\]"),
         (dict(masks=np.zeros((1, 3, 4), bool)), "at least one pixel"),
         (dict(masks=np.ones((1, 3, 5), bool)), "do not match the image"),
+        # a set load_coco would refuse is not written (a zero-stride view: no memory is used)
+        (dict(image=np.broadcast_to(np.uint8(0), (2**13 + 1, 2**13, 3))), r"scenes\[0\].image is 8193 x 8192, more"),
     ],
 )
 def test_write_rejects_bad_scenes(tmp_path, change, match):
@@ -453,3 +484,232 @@ def test_write_rejects_bad_arguments(tmp_path, kwargs, match):
     """Bad file patterns and class names raise ValueError naming the argument."""
     with pytest.raises(ValueError, match=match):
         write_coco([], tmp_path, **kwargs)
+
+
+# ---- hardening: values that do not fit, files that cannot be read, writes that must not lose data ------------
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d["images"][0].update(id=2**63), r"images\[0\]\['id'\] = 9223372036854775808 is outside the int64"),
+        (lambda d: d["categories"][0].update(id=-(2**63) - 1), r"categories\[0\]\['id'\] = .* is outside the int64"),
+        (lambda d: d["annotations"].append(_ann(id=2**64)), r"annotations\[0\]\['id'\] = .* is outside the int64"),
+        (lambda d: d["annotations"].append(_ann(category_id=2**63)), r"annotations\[0\]\['category_id'\] = .* int64"),
+        (lambda d: d["images"][0].update(height=2**63), r"images\[0\]\['height'\] = .* is outside the int64"),
+    ],
+)
+def test_ints_outside_int64_are_rejected_at_load(tmp_path, change, match):
+    """Ids, sizes and references beyond int64 are a ValueError naming the record, not an OverflowError later."""
+    data = tiny_set([])
+    change(data)
+    with pytest.raises(ValueError, match=match):
+        load_dict(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    "bbox, match",
+    [
+        ([0, 0, 1e300, 5], r"annotation id 1: bbox .* does not fit float32"),  # finite, but x + w is inf in float32
+        ([1e39, 0, 1, 1], r"annotation id 1: bbox .* does not fit float32"),
+        ([-3e38, 0, 1, 1e38], None),  # x + w = -2.9e38 and y + h fit: accepted
+        ([0, 0, 10**400, 5], r"annotation id 1: bbox must be \[x, y, w, h\], four finite"),  # no float64 either
+    ],
+)
+def test_boxes_must_fit_float32(tmp_path, bbox, match):
+    """A bbox whose x, y, x + w or y + h overflows float32 is rejected at load, naming the annotation."""
+    data = tiny_set([_ann(bbox=bbox)])
+    if match is None:
+        assert np.isfinite(load_dict(tmp_path, data)[0].boxes).all()
+        return
+    with pytest.raises(ValueError, match=match):
+        load_dict(tmp_path, data)
+
+
+@pytest.mark.parametrize("area", [float("nan"), -1, "5", float("inf")])
+def test_area_must_be_a_finite_non_negative_number(tmp_path, area):
+    """An ``area`` (read by COCOeval for the area ranges) must be a finite number >= 0 when present."""
+    with pytest.raises(ValueError, match="annotation id 1: area must be a finite number >= 0"):
+        load_dict(tmp_path, tiny_set([_ann(area=area)]))
+
+
+def test_absurd_image_size_is_a_limit_error(tmp_path):
+    """An image of more than MAX_IMAGE_PIXELS pixels is refused at load, not a MemoryError on access."""
+    assert MAX_IMAGE_PIXELS == 2**26
+    with pytest.raises(ValueError, match=r"images\[0\] \(id 7\): height x width = 100000 x 100000 .*MAX_IMAGE_PIXELS"):
+        load_dict(tmp_path, tiny_set([], height=10**5, width=10**5))
+    side = 2**13  # exactly at the limit: accepted (nothing is allocated until an image is read)
+    assert len(load_dict(tmp_path, tiny_set([], height=side, width=side))) == 1
+
+
+def test_json_that_cannot_be_read(tmp_path):
+    """Deep nesting, bytes that are not text, and a folder in place of the file are ValueErrors naming the path."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(ValueError, match=r"annotation_json '.*deep.json' is nested too deeply"):
+        load_coco(path, tmp_path)
+    path.write_bytes(b"\xff\xfe{")
+    with pytest.raises(ValueError, match=r"annotation_json '.*deep.json' is not valid JSON"):
+        load_coco(path, tmp_path)
+    with pytest.raises(ValueError, match=r"annotation_json '.*' is not a file"):
+        load_coco(tmp_path, tmp_path)
+    with pytest.raises(TypeError, match="annotation_json must be a str or path"):
+        load_coco(7, tmp_path)
+
+
+def test_read_json_names_the_argument(tmp_path):
+    """The one JSON reader says which argument and which path failed, and reads valid JSON as json does."""
+    path = tmp_path / "x.json"
+    with pytest.raises(ValueError, match=r"thing '.*x.json' is not a file"):
+        read_json("thing", path)
+    path.write_text('{"a": [1, 2.5, null]}')
+    assert read_json("thing", path) == {"a": [1, 2.5, None]}
+    path.write_text("[1,")
+    with pytest.raises(ValueError, match=r"thing '.*x.json' is not valid JSON"):
+        read_json("thing", path)
+
+
+def test_rle_number_of_too_many_characters(tmp_path):
+    """A compressed RLE number longer than RLE_MAX_GROUPS characters is refused: pycocotools would overflow."""
+    assert RLE_MAX_GROUPS == 12
+    counts = "P" * 12 + "<"  # 12 continuation groups of 0, then 12 in the 13th group: 12 << 60 in 64 bits
+    coco_set = load_dict(tmp_path, tiny_set([_ann(segmentation=dict(size=[3, 4], counts=counts))]))
+    with pytest.raises(ValueError, match="annotation id 1: compressed RLE counts hold a number longer than 12"):
+        coco_set[0]
+    assert _rle_string_counts("P" * 11 + "<", "x") == [12 << 55]  # 12 groups: still read
+
+
+def test_rle_size_must_be_ints(tmp_path):
+    """An RLE size of floats or bools equal to [H, W] is still not [H, W]."""
+    for size in ([3.0, 4.0], [True, 4]):
+        data = tiny_set([_ann(segmentation=dict(size=size, counts=[12]))], height=1 if size[0] is True else 3)
+        with pytest.raises(ValueError, match="RLE size"):
+            load_dict(tmp_path, data)
+
+
+def test_rle_counts_shared_check():
+    """rle_counts, used by load_coco and evaluate_coco alike, checks size and counts in every form."""
+    assert rle_counts(dict(size=[3, 4], counts="2313"), 3, 4, "x") == [2, 3, 1, 6]
+    assert rle_counts(dict(size=[3, 4], counts=b"2313"), 3, 4, "x") == [2, 3, 1, 6]
+    assert rle_counts(dict(size=(3, 4), counts=[2, 3, 1, 6]), 3, 4, "x") == [2, 3, 1, 6]
+    with pytest.raises(ValueError, match=r"here: RLE counts sum to 1000001, not height \* width = 600"):
+        rle_counts(dict(size=[20, 30], counts="1" * 2000), 20, 30, "here")
+    with pytest.raises(ValueError, match=r"here: RLE size \[0, 0\] is not the image's"):
+        rle_counts(dict(size=[0, 0], counts="02"), 20, 30, "here")
+    with pytest.raises(ValueError, match="outside '0'..'o'"):
+        rle_counts(dict(size=[3, 4], counts=b"23\xff3"), 3, 4, "here")
+    with pytest.raises(ValueError, match="non-negative integers"):
+        rle_counts(dict(size=[3, 4], counts=[12, -1, 1]), 3, 4, "here")
+    wraps = list(np.array([2**62, 2**62, 2**62, 2**62 + 12], np.int64))  # their int64 sum wraps around to 12
+    with pytest.raises(ValueError, match=r"sum to 18446744073709551628, not"):  # summed exactly, as Python ints
+        rle_counts(dict(size=[3, 4], counts=wraps), 3, 4, "here")
+
+
+def test_coco_object_is_a_copy(tmp_path):
+    """COCOeval writes into the annotations of the COCO object it evaluates: the set's own records stay as read.
+
+    Polygons that COCOeval turned into RLE with bytes counts once made the set's next access fail.
+    """
+    from fcis_twin.reference.evaluate import evaluate_coco
+
+    square = [1, 1, 3, 1, 3, 3, 1, 3]
+    data = tiny_set([_ann(segmentation=[square], area=4, bbox=[1, 1, 2, 2]),
+                     _ann(id=2, segmentation=[], area=0, bbox=[0, 0, 0, 0])])
+    coco_set = load_dict(tmp_path, data)
+    before = json.dumps(coco_set.dataset)
+    metrics = evaluate_coco([], coco_set.coco(), iou_types=["segm"])
+    assert metrics["segm"]["AP"] == 0.0
+    assert json.dumps(coco_set.dataset) == before
+    assert coco_set[0].masks[0].sum() == 4
+
+
+def listing(folder):
+    """Every path under ``folder`` with the bytes of each file."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(Path(folder).rglob("*"))}
+
+
+def test_make_data_refuses_a_folder_that_holds_something(tmp_path):
+    """A target that exists and is not empty is refused unless overwrite=True, and is left untouched."""
+    out = tmp_path / "set"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"out_dir '.*set' exists and is not empty; use overwrite=True"):
+        make_data(out, 1, 0, image_size=(16, 16))
+    assert listing(out) == {"notes.txt": b"mine"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no temporary folder left
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        make_data(tmp_path / "file", 1, 0, image_size=(16, 16))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert make_data(empty, 1, 0, image_size=(16, 16)) == empty / ANNOTATION_FILE  # an empty folder is fine
+
+
+def test_overwrite_replaces_the_whole_set(tmp_path):
+    """overwrite=True replaces the old folder as a whole: no image of the old set survives beside the new one."""
+    out = tmp_path / "set"
+    make_data(out, 3, 0, image_size=(16, 16))
+    (out / "notes.txt").write_text("old")
+    path = make_data(out, 1, 1, image_size=(16, 24), overwrite=True)
+    assert sorted(listing(out)) == sorted([ANNOTATION_FILE, IMAGE_FOLDER, f"{IMAGE_FOLDER}/000001.png"])
+    assert json.loads(path.read_text())["info"]["n_images"] == 1
+    assert load_coco(path, out / IMAGE_FOLDER)[0].image.shape == (16, 24, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+def test_overwrite_never_replaces_the_current_folder(tmp_path, monkeypatch):
+    """Replacing the folder the process runs in (or one above it) is refused, overwrite or not."""
+    out = tmp_path / "set"
+    (out / "sub").mkdir(parents=True)
+    for here in (out, out / "sub"):
+        monkeypatch.chdir(here)
+        with pytest.raises(ValueError, match="holds the current folder"):
+            make_data(out, 1, 0, image_size=(16, 16), overwrite=True)
+    assert listing(out) == {"sub": None}
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
+def test_a_failed_write_leaves_the_target_untouched(tmp_path, error):
+    """An exception part way (Ctrl-C included) removes the temporary folder; the old set is as it was."""
+    out = tmp_path / "set"
+    make_data(out, 2, 0, image_size=(16, 16))
+    before = listing(out)
+
+    def scenes():
+        yield from make_dataset(2, seed=5, image_size=(16, 16))
+        raise error("stop")
+
+    with pytest.raises(error, match="stop"):
+        write_coco(scenes(), out, overwrite=True)
+    assert listing(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    with pytest.raises(error, match="stop"):  # a fresh target is not created at all
+        write_coco(scenes(), tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=MAX_SYNTHETIC_IMAGES + 1), r"n must be at most MAX_SYNTHETIC_IMAGES = 100000"),
+        (dict(n=-1), "n must be >= 0"),
+        (dict(image_size=(10**5, 10**5)), r"image_size 100000 x 100000 .* more than MAX_SYNTHETIC_PIXELS"),
+        (dict(image_size=(2**11, 2**11 + 1)), "MAX_SYNTHETIC_PIXELS"),
+        (dict(image_size=(8, 16)), "at least 16 x 16"),
+    ],
+)
+def test_make_data_limits_are_checked_first(tmp_path, kwargs, match):
+    """Too many or too large images are refused before anything is drawn or written."""
+    args = {**dict(n=1, image_size=(16, 16)), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        make_data(tmp_path / "set", args["n"], 0, image_size=args["image_size"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_checks_info_first(tmp_path):
+    """An info that JSON cannot hold (or only as the non-standard NaN) is refused before anything is written."""
+    for info in (dict(x=float("nan")), dict(x={1, 2})):
+        with pytest.raises(ValueError, match="info must be JSON-serialisable"):
+            write_coco([], tmp_path / "set", info=info)
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -502,3 +503,146 @@ def test_sds_bad_input():
         evaluate_sds(dets, gts, iou_thresholds=["0.5"])
     with pytest.raises(TypeError, match="use_07_metric"):
         evaluate_sds(dets, gts, use_07_metric="yes")
+
+
+# ------------------------------------------------------------------------------------ evaluate_coco: checked input
+
+
+def one_result(**change):
+    """A perfect result on image 1 of ground_truth_dict, with fields changed."""
+    dataset, objects = ground_truth_dict()
+    return {**perfect_results(objects[:1])[0], **change}
+
+
+@pytest.mark.parametrize(
+    "segmentation, match",
+    [
+        # counts that do not add up to H x W: pycocotools loops forever on these
+        ({"size": [64, 64], "counts": "1" * 2000}, r"results\[1\]\['segmentation'\]: RLE counts sum to 1000001"),
+        # a 0 x 0 RLE: pycocotools divides by zero and the interpreter dies of SIGFPE
+        ({"size": [0, 0], "counts": "02"}, r"results\[1\]\['segmentation'\]: RLE size \[0, 0\] is not the image's"),
+        ({"size": [64, 63], "counts": [64 * 63]}, r"RLE size \[64, 63\] is not the image's \[height, width\]"),
+        ({"size": [64, 64], "counts": [4000, -1, 97]}, "non-negative integers"),
+        ({"size": [64, 64], "counts": "ab\x00"}, "outside '0'..'o'"),
+        ({"size": [64, 64]}, "needs 'counts' and 'size'"),
+        ([[5, 5, 11, 5, 11, 11]], "polygon results are not accepted"),
+    ],
+)
+def test_evaluate_coco_rejects_bad_result_masks_before_pycocotools(segmentation, match):
+    """Every result mask is checked before pycocotools sees it: a ValueError at once, never a hang or a crash."""
+    dataset, _ = ground_truth_dict()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match):
+        evaluate_coco([one_result(), one_result(segmentation=segmentation)], dataset)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(score=math.nan), ValueError, r"results\[0\]\['score'\] must be a finite real number, got nan"),
+        (dict(score=math.inf), ValueError, r"results\[0\]\['score'\] must be a finite real number"),
+        (dict(score="0.9"), ValueError, r"results\[0\]\['score'\] must be a finite real number"),
+        (dict(score=True), ValueError, r"results\[0\]\['score'\] must be a finite real number"),
+        (dict(category_id=4), ValueError, r"results\[0\] has category_id 4, which is not among the categories"),
+        (dict(category_id=3.0), TypeError, r"results\[0\]\['category_id'\] must be an int, got float"),
+        (dict(image_id=1.0), TypeError, r"results\[0\]\['image_id'\] must be an int, got float"),
+        (dict(image_id="1"), TypeError, r"results\[0\]\['image_id'\] must be an int"),
+        (dict(bbox=[0, 0, math.inf, 1]), ValueError, r"results\[0\]\['bbox'\]: bbox must be \[x, y, w, h\]"),
+        (dict(bbox=[0, 0, -1, 1]), ValueError, r"results\[0\]\['bbox'\]: bbox must be"),
+        (dict(bbox=[0, 0, 1]), ValueError, r"results\[0\]\['bbox'\]: bbox must be"),
+        (dict(bbox=None), ValueError, r"results\[0\]\['bbox'\]: bbox must be"),
+        (dict(segmentation=None), TypeError, r"results\[0\]\['segmentation'\] must be an RLE dict"),
+    ],
+)
+def test_evaluate_coco_rejects_bad_result_fields(change, error, match):
+    """Scores, categories, image ids and boxes are checked; a NaN score once ranked first and gave AP 1."""
+    dataset, _ = ground_truth_dict()
+    with pytest.raises(error, match=match):
+        evaluate_coco([one_result(**change)], dataset)
+
+
+def test_evaluate_coco_accepts_every_rle_form():
+    """Uncompressed counts (which loadRes cannot read) and bytes counts score as the compressed str does."""
+    dataset, objects = ground_truth_dict()
+    results = perfect_results(objects)
+    expected = evaluate_coco(results, dataset)
+    as_bytes, as_list = [], []
+    for r, (_, _, m) in zip(results, objects, strict=True):
+        seg = r["segmentation"]
+        as_bytes.append({**r, "segmentation": {**seg, "counts": seg["counts"].encode()}})
+        flat = m.ravel(order="F")  # column-major; runs alternate background and foreground, background first
+        bounds = np.r_[0, np.flatnonzero(np.diff(flat.astype(np.int8))) + 1, flat.size]
+        runs = ([0] if flat[0] else []) + np.diff(bounds).tolist()
+        as_list.append({**r, "segmentation": {"size": seg["size"], "counts": runs}})
+    assert evaluate_coco(as_bytes, dataset) == expected
+    assert evaluate_coco(as_list, dataset) == expected
+    assert isinstance(results[0]["segmentation"]["counts"], str)  # the caller's results are untouched
+
+
+def test_evaluate_coco_ground_truth_files(tmp_path):
+    """A coco_gt path is read by the one JSON reader: missing, invalid or too deep is a ValueError naming it."""
+    with pytest.raises(ValueError, match=r"coco_gt '.*missing.json' is not a file"):
+        evaluate_coco([], tmp_path / "missing.json")
+    path = tmp_path / "gt.json"
+    path.write_text('{"images": [')
+    with pytest.raises(ValueError, match=r"coco_gt '.*gt.json' is not valid JSON"):
+        evaluate_coco([], path)
+    path.write_text("[" * 100_000)
+    with pytest.raises(ValueError, match=r"coco_gt '.*gt.json' is nested too deeply"):
+        evaluate_coco([], path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="coco_gt must hold a JSON object"):
+        evaluate_coco([], path)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d["images"].append(dict(d["images"][0])), r"images\[3\]: id 1 is used twice"),
+        (lambda d: d["images"][0].update(id=2**63), r"images\[0\]\['id'\] = .* is outside the int64"),
+        (lambda d: d["images"][0].update(height=0), "height and width must be >= 1"),
+        (lambda d: d["annotations"][0].pop("area"), "annotation id 1 has no 'area'"),
+        (lambda d: d["annotations"][0].update(area=math.nan), "annotation id 1: area must be a finite number"),
+        (lambda d: d["annotations"][0].pop("bbox"), "annotation id 1 has no 'bbox'"),
+        (lambda d: d["annotations"][0].update(category_id=9), "annotation id 1: category_id 9 is not in categories"),
+        (lambda d: d["annotations"][0]["segmentation"].update(counts="1" * 2000),  # would hang pycocotools
+         "coco_gt annotation id 1: RLE counts sum to"),
+        (lambda d: d["annotations"][0].update(segmentation=[[0, 0, 1e9, 0, 0, 1e9]]),
+         "coco_gt annotation id 1: a polygon must be an even number of coordinates"),
+        (lambda d: d.pop("categories"), "coco_gt has no 'categories' list"),
+    ],
+)
+def test_evaluate_coco_checks_the_ground_truth(change, match):
+    """A dict ground truth gets load_coco's structural checks, plus what COCOeval reads (area, bbox, masks)."""
+    dataset, objects = ground_truth_dict()
+    change(dataset)
+    with pytest.raises(ValueError, match=match):
+        evaluate_coco(perfect_results(objects[1:2]), dataset)
+
+
+def test_evaluate_coco_degenerate_ground_truth_polygons():
+    """Polygons of fewer than three points are skipped as load_coco skips them; pycocotools failed on them."""
+    dataset, objects = ground_truth_dict()
+    for seg in ([], [[0, 0, 5, 5]], [[0, 0, 5, 5], [5, 5, 11, 5, 11, 11, 5, 11]]):
+        changed = copy.deepcopy(dataset)
+        changed["annotations"][0].pop("iscrowd")  # missing iscrowd is 0, as in load_coco
+        changed["annotations"][0]["segmentation"] = seg
+        metrics = evaluate_coco(perfect_results(objects[:1]), changed, iou_types=["segm"], image_ids=[1])
+        assert metrics["segm"]["AP"] == pytest.approx(1.0 if len(seg) == 2 else 0.0, abs=1e-12)
+
+
+def test_evaluate_coco_leaves_a_coco_object_untouched():
+    """A COCO ground truth is checked and copied: COCOeval no longer writes into the caller's annotations."""
+    dataset, objects = ground_truth_dict()
+    dataset["annotations"][0]["segmentation"] = [[5, 5, 11, 5, 11, 11, 5, 11]]
+    api = COCO()
+    api.dataset = copy.deepcopy(dataset)
+    api.createIndex()
+    before = copy.deepcopy(api.dataset)
+    metrics = evaluate_coco(perfect_results(objects), api)
+    assert_metrics(metrics, {t: dict.fromkeys(COCO_METRICS, 1.0) for t in ("segm", "bbox")})
+    assert api.dataset == before and api.anns[1] == before["annotations"][0]
+    api.dataset["annotations"][0]["segmentation"] = {"size": [64, 64], "counts": "1" * 2000}
+    with pytest.raises(ValueError, match="coco_gt annotation id 1: RLE counts sum to"):
+        evaluate_coco([], api)
