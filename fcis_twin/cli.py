@@ -48,14 +48,14 @@ def _bench(args):
 
 def _data_make(args):
     from .reference._files import check_folder_target
-    from .reference.coco import MAX_SYNTHETIC_IMAGES, MAX_SYNTHETIC_PIXELS, make_data
-    from .reference.shapes import MIN_IMAGE_SIDE
+    from .reference.coco import make_data
+    from .reference.shapes import MAX_DATASET_IMAGES, MAX_SCENE_PIXELS, MIN_IMAGE_SIDE
 
-    if not 1 <= args.n <= MAX_SYNTHETIC_IMAGES:
-        raise ValueError(f"--n must be in [1, {MAX_SYNTHETIC_IMAGES}], got {args.n}")
+    if not 1 <= args.n <= MAX_DATASET_IMAGES:
+        raise ValueError(f"--n must be in [1, {MAX_DATASET_IMAGES}], got {args.n}")
     h, w = args.size
-    if min(h, w) < MIN_IMAGE_SIDE or h * w > MAX_SYNTHETIC_PIXELS:
-        raise ValueError(f"--size H W needs both sides >= {MIN_IMAGE_SIDE} and H * W <= {MAX_SYNTHETIC_PIXELS} "
+    if min(h, w) < MIN_IMAGE_SIDE or h * w > MAX_SCENE_PIXELS:
+        raise ValueError(f"--size H W needs both sides >= {MIN_IMAGE_SIDE} and H * W <= {MAX_SCENE_PIXELS} "
                          f"(e.g. 2048 2048), got {h} {w}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")

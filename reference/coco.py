@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ._checks import as_array, as_image_shape, as_int
+from ._checks import as_array, as_int
 from ._files import check_folder_target, read_json, replace_folder
 from .boxes import tight_boxes
 from .coco_format import (
@@ -33,17 +33,12 @@ from .coco_format import (
     pycocotools_dataset,
     rle_counts,
 )
-from .shapes import CLASS_NAMES, Scene, make_dataset
+from .shapes import CLASS_NAMES, MAX_DATASET_IMAGES, Scene, make_dataset
 
 #: File name of the annotations that :func:`write_coco` writes.
 ANNOTATION_FILE = "instances.json"
 #: Folder, beside the annotations, that :func:`write_coco` writes the images into.
 IMAGE_FOLDER = "images"
-#: Most images :func:`make_data` writes in one set.
-MAX_SYNTHETIC_IMAGES = 100_000
-#: Largest synthetic image :func:`make_data` draws, height x width in pixels (2048 x 2048, about 1 s and
-#: 250 MiB of memory per image).
-MAX_SYNTHETIC_PIXELS = 2**22
 
 
 def write_coco(scenes, out_dir, *, class_names=CLASS_NAMES, file_pattern="{:06d}.png", info=None, overwrite=False):
@@ -141,11 +136,11 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128), overwrite=False):
     out_dir : str or path
         As in :func:`write_coco`: missing or empty, or replaced when ``overwrite``; written all at once.
     n : int
-        Number of images, ``0 .. MAX_SYNTHETIC_IMAGES`` (100 000).
+        Number of images, ``0 .. MAX_DATASET_IMAGES`` (100 000) of :mod:`fcis_twin.reference.shapes`.
     seed : int >= 0
     image_size : (H, W)
-        Each side at least ``MIN_IMAGE_SIDE`` (16) of :mod:`fcis_twin.reference.shapes`, ``H * W`` at most
-        ``MAX_SYNTHETIC_PIXELS`` (2**22, e.g. 2048 x 2048).
+        Each side at least ``MIN_IMAGE_SIDE`` (16), ``H * W`` at most ``MAX_SCENE_PIXELS`` (``2**22``, e.g.
+        2048 x 2048), both of :mod:`fcis_twin.reference.shapes`.
     overwrite : bool
         As in :func:`write_coco`.
 
@@ -160,15 +155,9 @@ def make_data(out_dir, n, seed, *, image_size=(128, 128), overwrite=False):
         An argument out of its range (checked before anything is drawn or written), or an ``out_dir`` that
         :func:`write_coco` refuses.
     """
-    n = as_int("n", n, low=0)
-    if n > MAX_SYNTHETIC_IMAGES:
-        raise ValueError(f"n must be at most MAX_SYNTHETIC_IMAGES = {MAX_SYNTHETIC_IMAGES}, got {n}")
-    h, w = as_image_shape("image_size", image_size)
-    if h * w > MAX_SYNTHETIC_PIXELS:
-        raise ValueError(f"image_size {h} x {w} is {h * w} pixels, more than MAX_SYNTHETIC_PIXELS = "
-                         f"{MAX_SYNTHETIC_PIXELS} (e.g. 2048 x 2048)")
-    check_folder_target("out_dir", out_dir, overwrite=overwrite)  # before the scenes are set up
-    scenes = make_dataset(n, seed=seed, image_size=(h, w))
+    n = as_int("n", n, low=0, high=MAX_DATASET_IMAGES)
+    scenes = make_dataset(n, seed=seed, image_size=image_size)  # checks image_size; draws nothing yet
+    check_folder_target("out_dir", out_dir, overwrite=overwrite)
     info = dict(description="fcis-twin synthetic shapes (fcis_twin.reference.shapes.make_dataset)",
                 n_images=len(scenes), seed=int(seed), image_size=list(scenes.scene_kwargs["image_shape"]))
     return write_coco(scenes, out_dir, info=info, overwrite=overwrite)

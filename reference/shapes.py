@@ -24,6 +24,10 @@ CLASS_NAMES = ("background", "circle", "square", "triangle", "star")
 
 #: Smallest accepted image side: below it most objects would be mostly cut by the border.
 MIN_IMAGE_SIDE = 16
+#: Largest scene, height x width in pixels (2048 x 2048: about 1 s and 250 MiB of memory to draw).
+MAX_SCENE_PIXELS = 2**22
+#: Most scenes one :func:`make_dataset` holds (each gets its own seed, spawned at once).
+MAX_DATASET_IMAGES = 100_000
 #: Random colours tried per object; the one farthest from its surroundings wins.
 COLOUR_CANDIDATES = 16
 #: Inner radius of the star as a fraction of its outer radius.
@@ -108,7 +112,7 @@ def make_scene(seed, *, image_shape=(240, 320), min_objects=1, max_objects=6, si
     seed : int >= 0 or numpy.random.SeedSequence
         The only source of randomness.
     image_shape : (H, W)
-        Each side at least ``MIN_IMAGE_SIDE`` (16).
+        Each side at least ``MIN_IMAGE_SIDE`` (16), ``H * W`` at most ``MAX_SCENE_PIXELS`` (``2**22``).
     min_objects, max_objects : int
         The number of objects drawn is uniform in ``[min_objects, max_objects]`` (``0 <= min <= max``).
     size_range : (min, max) of positive reals
@@ -235,7 +239,7 @@ def make_dataset(n_images, *, seed, image_size=(128, 128), min_objects=1, max_ob
     >>> len(scenes), scenes[2].image.shape, len(scenes[1:])
     (3, (32, 48, 3), 2)
     """
-    n_images = as_int("n_images", n_images, low=0)
+    n_images = as_int("n_images", n_images, low=0, high=MAX_DATASET_IMAGES)
     seed = as_int("seed", seed, low=0)
     if size_range is None:
         size_range = (DATASET_MIN_SIZE, 2 * min(as_image_shape("image_size", image_size)))
@@ -250,6 +254,9 @@ def _scene_parameters(image_shape, min_objects, max_objects, size_range, min_vis
     h, w = as_image_shape(shape_name, image_shape)
     if min(h, w) < MIN_IMAGE_SIDE:
         raise ValueError(f"{shape_name} must be at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE}, got {(h, w)}")
+    if h * w > MAX_SCENE_PIXELS:
+        raise ValueError(f"{shape_name} {h} x {w} is {h * w} pixels, more than MAX_SCENE_PIXELS = {MAX_SCENE_PIXELS} "
+                         "(e.g. 2048 x 2048)")
     min_objects = as_int("min_objects", min_objects, low=0)
     max_objects = as_int("max_objects", max_objects, low=0)
     if min_objects > max_objects:

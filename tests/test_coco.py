@@ -18,7 +18,6 @@ from fcis_twin.reference._files import read_json
 from fcis_twin.reference.coco import (
     ANNOTATION_FILE,
     IMAGE_FOLDER,
-    MAX_SYNTHETIC_IMAGES,
     CocoSet,
     load_coco,
     make_data,
@@ -31,7 +30,7 @@ from fcis_twin.reference.coco_format import (
     _rle_string_counts,
     rle_counts,
 )
-from fcis_twin.reference.shapes import CLASS_NAMES, Scene, make_dataset
+from fcis_twin.reference.shapes import CLASS_NAMES, MAX_DATASET_IMAGES, Scene, make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -692,10 +691,10 @@ def test_a_failed_write_leaves_the_target_untouched(tmp_path, error):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n=MAX_SYNTHETIC_IMAGES + 1), r"n must be at most MAX_SYNTHETIC_IMAGES = 100000"),
+        (dict(n=MAX_DATASET_IMAGES + 1), r"n must be <= 100000"),
         (dict(n=-1), "n must be >= 0"),
-        (dict(image_size=(10**5, 10**5)), r"image_size 100000 x 100000 .* more than MAX_SYNTHETIC_PIXELS"),
-        (dict(image_size=(2**11, 2**11 + 1)), "MAX_SYNTHETIC_PIXELS"),
+        (dict(image_size=(10**5, 10**5)), r"image_size 100000 x 100000 .* more than MAX_SCENE_PIXELS"),
+        (dict(image_size=(2**11, 2**11 + 1)), "MAX_SCENE_PIXELS"),
         (dict(image_size=(8, 16)), "at least 16 x 16"),
     ],
 )

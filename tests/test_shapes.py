@@ -325,3 +325,19 @@ def _dilate(mask, r):
         for dx in range(2 * r + 1):
             out |= padded[dy : dy + h, dx : dx + w]
     return out
+
+
+@pytest.mark.parametrize("call", [
+    lambda: make_scene(0, image_shape=(10**5, 10**5)),
+    lambda: make_dataset(2, seed=0, image_size=(2**11, 2**11 + 1)),
+])
+def test_scenes_beyond_the_pixel_limit_are_refused_before_drawing(call):
+    """A huge image used to end in a MemoryError while drawing; it is refused by name first."""
+    with pytest.raises(ValueError, match=r"more than MAX_SCENE_PIXELS = 4194304"):
+        call()
+
+
+def test_datasets_beyond_the_image_limit_are_refused():
+    """The seeds of every image are spawned at once: their number is bounded."""
+    with pytest.raises(ValueError, match=r"n_images must be <= 100000"):
+        make_dataset(100_001, seed=0)
