@@ -196,7 +196,8 @@ os.register_at_fork(after_in_child=_new_lock_in_child)
 
 def cpu_kernel(**options):
     """Decorator: ``fn`` as a parallel Numba kernel (``numba.njit(parallel=True, cache=True, **options)``) whose
-    calls hold :data:`_PARALLEL_LOCK`.  The plain function stays reachable as ``.py_func``, as on a dispatcher."""
+    calls hold :data:`_PARALLEL_LOCK`.  The plain function stays reachable as ``.py_func``, as on a dispatcher, and
+    the Numba dispatcher as ``.dispatcher`` (for its ``parallel_diagnostics``, say)."""
     def decorate(fn):
         dispatcher = numba.njit(parallel=True, cache=True, **options)(fn)
 

@@ -184,12 +184,12 @@ def as_float(name, value, *, low=-math.inf, high=math.inf, low_open=False):
     return value
 
 
-def as_int(name, value, *, low=None, high=MAX_INT):
-    """An integer scalar in ``[low, high]`` (``high`` defaults to :data:`MAX_INT`, the int64 limit)."""
+def as_int(name, value, *, low=-MAX_INT - 1, high=MAX_INT):
+    """An integer scalar in ``[low, high]`` (by default the int64 range, what a kernel argument holds)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
-    if low is not None and value < low:
+    if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
     if value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")

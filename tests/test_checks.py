@@ -150,6 +150,13 @@ def test_image_shape_beyond_the_limit_names_it(call, shape):
         call(shape)
 
 
+def test_integers_below_int64_name_the_argument():
+    """An image id below the int64 range is refused by name as well."""
+    with pytest.raises(ValueError, match="image_id must be >= -9223372036854775808"):
+        evaluate.detections_to_coco(SimpleNamespace(boxes=np.zeros((0, 4)), scores=[], labels=[],
+                                                    masks=np.zeros((0, 2, 2), bool)), -2**63 - 1, [0])
+
+
 def test_unsigned_labels_beyond_int64_are_refused():
     """A uint64 label above the int64 range would wrap round to a negative class."""
     with pytest.raises(ValueError, match="labels must be <= 9223372036854775807"):
