@@ -6,9 +6,9 @@ inference (Sec. 3, "Inference"):
 
 1. anchors and proposals (RPN decode, clip, NMS, top 300);
 2. assemble the inside/outside maps in every ROI and form masks and class probabilities (the joint formulation);
-3. assemble the box-regression maps, average them over the ``k x k`` cells, and regress every ROI;
+3. assemble the box-regression maps at ``P x P`` (group ``k``), average the bins, and regress every ROI;
 4. a second pass: the regressed boxes are new ROIs, assembled again;
-5. both passes together (2 x 300 ROIs) go to mask voting.
+5. both passes together (2 x 300 ROIs), less those narrower or shorter than ``min_drop_size``, go to mask voting.
 
 Every intermediate is returned in a :class:`Stages` record so that each one can be inspected and drawn.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import as_array, as_image_shape, as_int
+from ._checks import as_array, as_float, as_image_shape, as_int
 from .anchors import anchor_base, shift_anchors
 from .assemble import ps_assemble
 from .boxes import HEAD_STDS, clip_boxes, decode_boxes
@@ -48,7 +48,10 @@ class FCISConfig:
       (``BINARY_THRESH``), ``pre_nms_top_n`` 6000, ``post_nms_top_n`` 300, ``rpn_nms_threshold`` 0.7
       (``TEST.RPN_PRE_NMS_TOP_N``, ``TEST.RPN_POST_NMS_TOP_N``, ``TEST.RPN_NMS_THRESH``), ``nms_threshold`` 0.3
       (``TEST.NMS``): the same in both configurations; ``vote_threshold`` 0.5: the default configuration's
-      ``TEST.MASK_MERGE_THRESH``, which the COCO one keeps.
+      ``TEST.MASK_MERGE_THRESH``, which the COCO one keeps.  ``min_drop_size`` 2: the COCO configuration's
+      ``TEST.MIN_DROP_SIZE``, with which ``im_detect`` in ``fcis/core/tester.py`` drops the ROIs of both passes
+      whose inclusive width or height ``x2 - x1 + 1`` (``filter_boxes``, ``lib/bbox/bbox_transform.py``) is below
+      it before mask voting; in half-open boxes that width is ``x2 - x1``.
     - ``group_size`` 7: the paper's ``k``.  ``max_detections`` 100: ``max_per_image`` in ``fcis/core/tester.py``
       (``pred_eval``, with mask voting).  ``score_threshold`` 1e-3: the floor of the score cut in
       ``lib/mask/mask_transform.py`` (``gpu_mask_voting``, ``cpu_mask_voting``).
@@ -68,11 +71,13 @@ class FCISConfig:
     binary_threshold: float = 0.4
     max_detections: int = 100
     score_threshold: float = 1e-3
+    min_drop_size: float = 2
 
     def __post_init__(self):
         as_int("stride", self.stride, low=1)
         as_int("group_size", self.group_size, low=1)
         as_int("output_size", self.output_size, low=1)
+        as_float("min_drop_size", self.min_drop_size, low=0.0)
 
     @property
     def num_anchors(self):
@@ -117,14 +122,18 @@ class Stages:
     first : PassOutput
         Assembly on the proposals.
     bbox_deltas : (R, 4) float32
-        Position-sensitive box regression of the proposals, averaged over the ``k x k`` cells, normalised by
-        ``HEAD_STDS``.
+        Position-sensitive box regression of the proposals: the box maps assembled at ``P x P`` (group ``k``, as
+        the mask maps) and averaged over the ``P x P`` bins, normalised by ``HEAD_STDS``.
     regressed : (R, 4) float32
         Proposals moved by ``bbox_deltas``, clipped to the image.
     second : PassOutput
         Assembly on the regressed boxes.
+    voting_rois : (M,) int64
+        The ROIs that go to mask voting, as indices into both passes' ``2R`` ROIs (first pass, then second): those
+        at least ``min_drop_size`` wide and high, ascending.
     detections : Detections
-        After mask voting over both passes (``2R`` ROIs).
+        After mask voting; ``detections.rois`` indexes ``voting_rois``, so ``voting_rois[detections.rois]`` is the
+        detecting ROI among the ``2R``.
     """
 
     config: FCISConfig
@@ -136,6 +145,7 @@ class Stages:
     bbox_deltas: np.ndarray
     regressed: np.ndarray
     second: PassOutput
+    voting_rois: np.ndarray
     detections: Detections = field(repr=False)
 
 
@@ -207,17 +217,19 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
     regressed = clip_boxes(decode_boxes(proposals, bbox_deltas, HEAD_STDS), image_shape)
     second = _assembly_pass(seg_maps, regressed, cfg)
 
+    boxes = np.concatenate([first.boxes, second.boxes])  # (2R, 4)
+    voting_rois = _large_enough(boxes, cfg.min_drop_size)  # (M,)
     detections = mask_voting(
-        np.concatenate([first.boxes, second.boxes]),  # (2R, 4)
-        np.concatenate([first.mask_prob, second.mask_prob]),  # (2R, C, P, P)
-        np.concatenate([first.cls_prob, second.cls_prob]),  # (2R, C)
+        boxes[voting_rois],  # (M, 4)
+        np.concatenate([first.mask_prob, second.mask_prob])[voting_rois],  # (M, C, P, P)
+        np.concatenate([first.cls_prob, second.cls_prob])[voting_rois],  # (M, C)
         image_shape,
         nms_threshold=cfg.nms_threshold, vote_threshold=cfg.vote_threshold,
         binary_threshold=cfg.binary_threshold, max_detections=cfg.max_detections,
         score_threshold=cfg.score_threshold,
     )
     return Stages(cfg, anchors, fg_prob, proposals, proposal_scores, first, bbox_deltas, regressed, second,
-                  detections)
+                  voting_rois, detections)
 
 
 def _rois(boxes):
@@ -233,9 +245,16 @@ def _assembly_pass(seg_maps, boxes, cfg):
 
 
 def _regression(bbox_maps, boxes, cfg):
-    """Position-sensitive box regression: assemble k x k, average the cells, take the foreground slot."""
-    k = cfg.group_size
-    pooled = ps_assemble(bbox_maps, _rois(boxes), group_size=k, output_size=k,
-                         spatial_scale=1.0 / cfg.stride)  # (R, 8, k, k)
+    """Position-sensitive box regression as the official graph computes it: assemble the box maps at P x P with
+    group k (``psroipool_bbox``, ``pooled_size=21``, in ``fcis/symbols/resnet_v1_101_fcis.py``), average the P x P
+    bins (global average pooling), take the foreground slot ``reg = 1``.  ChainerCV's head does the same
+    (``FCISResNet101Head._pool`` in ``chainercv/experimental/links/model/fcis/fcis_resnet101.py``)."""
+    pooled = ps_assemble(bbox_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
+                         spatial_scale=1.0 / cfg.stride)  # (R, 8, P, P)
     per_reg = pooled.mean(axis=(2, 3), dtype=np.float32).reshape(len(boxes), 2, 4)  # (R, reg, coord)
     return per_reg[:, 1]
+
+
+def _large_enough(boxes, min_size):
+    """Indices of the boxes at least ``min_size`` wide and high (half-open widths), ascending."""
+    return np.flatnonzero((boxes[:, 2] - boxes[:, 0] >= min_size) & (boxes[:, 3] - boxes[:, 1] >= min_size))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fcis_twin.demo import SCENE_CONFIG, best_mask_iou, run_oracle_pipeline
+from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.detect import FCISConfig, detect
 from fcis_twin.reference.evaluate import mask_iou
 from fcis_twin.reference.shapes import CLASS_NAMES, make_scene
@@ -90,3 +91,69 @@ def test_bad_inputs_name_the_argument(runs):
         detect(*args, (0, 10), SCENE_CONFIG)
     with pytest.raises(TypeError, match="config"):
         detect(*args, image_shape, {"stride": 4})
+
+
+def _outputs_with_bbox_maps(runs, fill):
+    """The first scene's oracle outputs with ``bbox_maps`` replaced by ``fill(shape)``."""
+    scene, outputs, _ = runs[0]
+    bbox_maps = fill(outputs.bbox_maps.shape).astype(np.float32)
+    return scene, (outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, bbox_maps)
+
+
+def test_regression_reads_the_foreground_slot(runs):
+    """Box deltas come from slot ``reg = 1`` of the box maps, never slot 0 (the oracle fills only slot 1)."""
+    k = SCENE_CONFIG.group_size
+    wanted = np.float32([0.25, -0.5, 0.125, 0.0])  # dyadic: the float32 mean of equal values is exact
+
+    def fill(shape):
+        values = np.full((2, 4), 100.0)  # slot 0: far from anything a test could mistake for slot 1
+        values[1] = wanted
+        return np.broadcast_to(np.repeat(values.reshape(8), k * k)[None, :, None, None], shape)
+
+    scene, outputs = _outputs_with_bbox_maps(runs, fill)
+    stages = detect(*outputs, scene.image.shape[:2], SCENE_CONFIG)
+    np.testing.assert_array_equal(stages.bbox_deltas, np.broadcast_to(wanted, stages.bbox_deltas.shape))
+
+
+def test_regression_pools_at_output_size_then_averages(runs):
+    """As the official graph: the box maps assembled at P x P (group k), then the P x P bins averaged; pooling at
+    k x k first gives other deltas on maps that vary within a cell."""
+    cfg = SCENE_CONFIG
+    scene, outputs = _outputs_with_bbox_maps(runs, lambda shape: np.random.default_rng(3).standard_normal(shape))
+    stages = detect(*outputs, scene.image.shape[:2], cfg)
+    rois = np.concatenate([np.zeros((len(stages.proposals), 1), np.float32), stages.proposals], axis=1)
+    pooled = ps_assemble(outputs[3], rois, group_size=cfg.group_size, output_size=cfg.output_size,
+                         spatial_scale=1 / cfg.stride)  # (R, 8, P, P)
+    np.testing.assert_array_equal(stages.bbox_deltas, pooled.mean(axis=(2, 3), dtype=np.float32)[:, 4:])
+    coarse = ps_assemble(outputs[3], rois, group_size=cfg.group_size, output_size=cfg.group_size,
+                         spatial_scale=1 / cfg.stride).mean(axis=(2, 3), dtype=np.float32)[:, 4:]
+    assert not np.array_equal(stages.bbox_deltas, coarse)
+
+
+@pytest.mark.parametrize("min_drop_size", [0, 2, 40, 1e9])
+def test_small_rois_are_dropped_before_voting(runs, min_drop_size):
+    """ROIs of either pass narrower or shorter than min_drop_size (half-open widths) never reach voting; the
+    detections index the ROIs that do."""
+    scene, outputs, _ = runs[0]
+    cfg = FCISConfig(stride=SCENE_CONFIG.stride, min_drop_size=min_drop_size)
+    stages = detect(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps,
+                    scene.image.shape[:2], cfg)
+    boxes = np.concatenate([stages.first.boxes, stages.second.boxes])
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    np.testing.assert_array_equal(stages.voting_rois, np.flatnonzero(sides >= np.float32(min_drop_size)))
+    det = stages.detections
+    chosen = stages.voting_rois[det.rois]  # indices into both passes
+    assert (sides[chosen] >= min_drop_size).all()
+    cls_prob = np.concatenate([stages.first.cls_prob, stages.second.cls_prob])
+    np.testing.assert_array_equal(det.scores, cls_prob[chosen, det.labels])
+    if min_drop_size == 1e9:
+        assert len(det) == 0
+    if min_drop_size == 0:
+        assert len(stages.voting_rois) == len(boxes)
+
+
+def test_config_checks_min_drop_size():
+    with pytest.raises(ValueError, match="min_drop_size must be in"):
+        FCISConfig(min_drop_size=-1)
+    with pytest.raises(TypeError, match="min_drop_size"):
+        FCISConfig(min_drop_size="2")
