@@ -2,7 +2,7 @@
 
 Subcommands:
 
-``fcis demo [--seed N] [--out fcis_demo.png]``
+``fcis demo [--seed N] [--out fcis_demo.png] [--backend B]``
     Generate a synthetic scene, run the full FCIS inference on oracle network outputs, print the detections and
     write a figure of every stage (into ``fcis_demo.png`` inside ``--out`` when it is a folder; ``.png`` added
     when it has no suffix; replaced whole when it exists).
@@ -16,8 +16,11 @@ Subcommands:
     Write a synthetic instance-segmentation set in COCO format: DIR/instances.json and DIR/images/*.png.  DIR
     must be missing or empty unless ``--overwrite``; the set appears in DIR only when complete.
 
-``fcis evaluate --data DIR --oracle [--limit N]``
+``fcis evaluate --data DIR --oracle [--limit N] [--backend B]``
     Run FCIS over a COCO-format set (oracle network outputs) and print COCO mask/box AP and SBD mAP^r.
+
+``--backend`` of ``demo`` and ``evaluate`` is ``reference`` or a backend of ``fcis_twin.accelerated`` (default: the
+fastest available); every backend gives the reference's detections on the oracle outputs.
 
 Bad arguments, unreadable or unwritable paths and bad input files are usage errors (exit code 2, a message and
 no traceback); running out of memory exits with code 1 and a message, an interruption with code 130.
@@ -30,7 +33,7 @@ import sys
 def _demo(args):
     from .demo import run_demo
 
-    result = run_demo(seed=args.seed, out=args.out)
+    result = run_demo(seed=args.seed, out=args.out, backend=_backend(args.backend))
     print(result.table)
     print(f"\nfigure written to {result.figure_path}")
     return 0
@@ -80,13 +83,29 @@ def _evaluate(args):
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
-    m = evaluate_oracle(coco_set, limit=args.limit, progress=lambda it: tqdm(it, desc="images", unit="img"))
+    m = evaluate_oracle(coco_set, limit=args.limit, progress=lambda it: tqdm(it, desc="images", unit="img"),
+                        backend=_backend(args.backend))
     print(f"\n{m['images']} images, {m['detections']} detections (oracle network outputs)\n")
     print(f"{'COCO':<6} " + " ".join(f"{k:>6}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
     for iou_type, stats in m["coco"].items():
         print(f"{iou_type:<6} " + " ".join(f"{v:6.3f}" for v in stats.values()))
     print("\nSBD " + "  ".join(f"{k} {v:.3f}" for k, v in m["sds"].items() if k.startswith("mAP")))
     return 0
+
+
+def _backend(name):
+    """``--backend``: the named one, or the fastest available when it is not given."""
+    from .accelerated import resolve_backend
+
+    return resolve_backend(None) if name is None else name
+
+
+def _add_backend_option(parser):
+    from .accelerated import BACKENDS
+
+    parser.add_argument("--backend", choices=["reference", *BACKENDS],
+                        help="where the inference runs (default: the fastest available backend; the detections "
+                             "equal the reference's)")
 
 
 def build_parser():
@@ -96,6 +115,7 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     demo.add_argument("--out", default="fcis_demo.png",
                       help="figure file, or a folder to put fcis_demo.png in (default fcis_demo.png)")
+    _add_backend_option(demo)
     demo.set_defaults(func=_demo)
 
     from . import bench as _bench_module  # light: the kernels are imported when they are timed
@@ -126,6 +146,7 @@ def build_parser():
     evaluate.add_argument("--oracle", action="store_true", help="use oracle network outputs")
     evaluate.add_argument("--weights", help="a trained model (arrives with step 8 of the roadmap)")
     evaluate.add_argument("--limit", type=int, help="only the first N images")
+    _add_backend_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
     return parser
 

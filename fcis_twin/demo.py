@@ -5,6 +5,7 @@
 of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle uses too.  Notebooks import it from here.
 """
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,13 @@ class DemoResult:
     figure_path: Path | None = None
 
 
-def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLASSES, **oracle_kwargs):
+def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLASSES, backend="reference",
+                        **oracle_kwargs):
     """Oracle network outputs for ``scene`` (``num_classes`` with background) and the full inference on them.
+
+    ``backend`` is ``"reference"`` (:func:`fcis_twin.reference.detect.detect`) or a backend of
+    :func:`fcis_twin.accelerated.detect.detect` (None: the fastest available); ``oracle_kwargs`` go to
+    :func:`fcis_twin.reference.oracle.oracle_outputs`.
 
     Returns
     -------
@@ -74,8 +80,21 @@ def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLA
                             feature_shape, config.stride)
     outputs = oracle_outputs(scene, anchors, stride=config.stride, group_size=config.group_size,
                              num_classes=num_classes, **oracle_kwargs)
-    stages = detect(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps, (h, w), config)
+    stages = detector(backend)(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps, (h, w),
+                               config)
     return outputs, stages
+
+
+def detector(backend="reference"):
+    """The ``detect`` function of ``backend``: the reference's for ``"reference"``, else the accelerated one bound to
+    that backend (None: the fastest available); an unknown or unavailable backend is a ValueError."""
+    if backend == "reference":
+        return detect
+    from .accelerated.detect import detect as accelerated_detect
+    from .accelerated.detect import kernels
+
+    kernels(backend)  # checks the backend now
+    return functools.partial(accelerated_detect, backend=backend)
 
 
 def best_mask_iou(detections, scene):
@@ -149,7 +168,7 @@ def _figure_format(path):
     return os.path.splitext(path.name)[1][1:].lower()
 
 
-def run_demo(seed=0, out=DEMO_FIGURE):
+def run_demo(seed=0, out=DEMO_FIGURE, backend="reference"):
     """Generate a scene, run FCIS on its oracle outputs and write the figure; returns a DemoResult.
 
     Parameters
@@ -160,6 +179,8 @@ def run_demo(seed=0, out=DEMO_FIGURE):
         Where the figure goes, resolved by :func:`figure_path` before anything is computed (None: no figure).
         The file is written under a temporary name in its folder and renamed into place when complete, so an
         existing figure is replaced whole, and a failure leaves it as it was.
+    backend : str or None
+        Where the inference runs, as in :func:`run_oracle_pipeline`.
 
     Returns
     -------
@@ -167,17 +188,18 @@ def run_demo(seed=0, out=DEMO_FIGURE):
         With ``figure_path`` the file written.
     """
     path = None if out is None else figure_path(out)
+    detector(backend)  # an unknown backend fails before anything runs
     if path is None:
-        return _demo_result(seed)
+        return _demo_result(seed, backend)
     with replace_file("out", path) as temp:  # made now: an unwritable folder fails before the pipeline runs
-        result = _demo_result(seed, path)
+        result = _demo_result(seed, backend, path)
         demo_figure(result).savefig(temp, dpi=110, format=_figure_format(path))
     return result
 
 
-def _demo_result(seed, path=None):
+def _demo_result(seed, backend, path=None):
     scene = make_scene(seed)
-    outputs, stages = run_oracle_pipeline(scene)
+    outputs, stages = run_oracle_pipeline(scene, backend=backend)
     best_iou = best_mask_iou(stages.detections, scene)
     return DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou), path)
 
@@ -259,7 +281,7 @@ def _zoom(ax, box, h, w, margin=0.4):
     clean_axes(ax)
 
 
-def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter):
+def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter, backend="reference"):
     """FCIS on the oracle outputs of every image of a COCO-format set, scored with COCO AP and SBD mAP^r.
 
     Parameters
@@ -271,6 +293,8 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter)
     config : FCISConfig
     progress : callable
         Wraps the image iterator, e.g. ``tqdm.tqdm`` for a progress bar.
+    backend : str or None
+        Where the inference runs, as in :func:`run_oracle_pipeline`.
 
     Returns
     -------
@@ -283,7 +307,8 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter)
     results, detections, truths = [], [], []
     for i in progress(range(n)):
         record = coco_set[i]
-        _, stages = run_oracle_pipeline(record.to_scene(), config, num_classes=len(coco_set.class_names))
+        _, stages = run_oracle_pipeline(record.to_scene(), config, num_classes=len(coco_set.class_names),
+                                        backend=backend)
         results += detections_to_coco(stages.detections, record.image_id, coco_set.category_ids)
         detections.append(stages.detections)
         truths.append(record)

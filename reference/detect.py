@@ -13,7 +13,9 @@ inference (Sec. 3, "Inference"):
 Every intermediate is returned in a :class:`Stages` record so that each one can be inspected and drawn.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,8 +24,25 @@ from .anchors import anchor_base, shift_anchors
 from .assemble import ps_assemble
 from .boxes import HEAD_STDS, clip_boxes, decode_boxes
 from .joint import joint_forward
+from .nms import nms
 from .proposals import propose, rpn_outputs_to_anchor_order
 from .voting import Detections, mask_voting
+
+
+class Kernels(NamedTuple):
+    """The stage functions :func:`detect` calls for its heavy work, each with the reference's signature.
+
+    :data:`REFERENCE_KERNELS` holds the reference's own; ``fcis_twin.accelerated.detect.kernels(backend)`` those of
+    a backend, so that one graph, written once here, runs on every backend.
+    """
+
+    nms: Callable  #: the RPN's NMS (:func:`fcis_twin.reference.nms.nms`)
+    ps_assemble: Callable  #: both assembly passes and the box regression (:func:`.ps_assemble`)
+    mask_voting: Callable  #: per-class NMS, voting and pasting (:func:`.mask_voting`)
+
+
+#: The reference's kernels, :func:`detect`'s default.
+REFERENCE_KERNELS = Kernels(nms, ps_assemble, mask_voting)
 
 
 @dataclass(frozen=True)
@@ -153,7 +172,8 @@ class Stages:
 DEFAULT_CONFIG = FCISConfig()
 
 
-def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG):
+def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG, *,
+           kernels=REFERENCE_KERNELS):
     r"""Run FCIS inference on one image's network outputs.
 
     Parameters
@@ -170,6 +190,9 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         The image the network saw, in pixels.
     config : FCISConfig
         Default :data:`DEFAULT_CONFIG`.
+    kernels : Kernels
+        The functions that do the heavy work (default :data:`REFERENCE_KERNELS`); the rest of the graph (anchors,
+        decoding, the joint formulation, the box regression's average) is NumPy here whatever they are.
 
     Returns
     -------
@@ -184,6 +207,8 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
     cfg = config
     if not isinstance(cfg, FCISConfig):
         raise TypeError(f"config must be an FCISConfig, got {type(cfg).__name__}")
+    if not isinstance(kernels, Kernels):
+        raise TypeError(f"kernels must be a Kernels record, got {type(kernels).__name__}")
     image_shape = as_image_shape("image_shape", image_shape)
     k = cfg.group_size
     seg_maps = as_array("seg_maps", seg_maps, ndim=4)
@@ -209,17 +234,17 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
     proposals, proposal_scores = propose(
         fg_prob, deltas, anchors, image_shape,
         pre_nms_top_n=cfg.pre_nms_top_n, post_nms_top_n=cfg.post_nms_top_n,
-        nms_threshold=cfg.rpn_nms_threshold, min_size=cfg.min_size,
+        nms_threshold=cfg.rpn_nms_threshold, min_size=cfg.min_size, nms_kernel=kernels.nms,
     )
 
-    first = _assembly_pass(seg_maps, proposals, cfg)
-    bbox_deltas = _regression(bbox_maps, proposals, cfg)
+    first = _assembly_pass(seg_maps, proposals, cfg, kernels.ps_assemble)
+    bbox_deltas = _regression(bbox_maps, proposals, cfg, kernels.ps_assemble)
     regressed = clip_boxes(decode_boxes(proposals, bbox_deltas, HEAD_STDS), image_shape)
-    second = _assembly_pass(seg_maps, regressed, cfg)
+    second = _assembly_pass(seg_maps, regressed, cfg, kernels.ps_assemble)
 
     boxes = np.concatenate([first.boxes, second.boxes])  # (2R, 4)
     voting_rois = _large_enough(boxes, cfg.min_drop_size)  # (M,)
-    detections = mask_voting(
+    detections = kernels.mask_voting(
         boxes[voting_rois],  # (M, 4)
         np.concatenate([first.mask_prob, second.mask_prob])[voting_rois],  # (M, C, P, P)
         np.concatenate([first.cls_prob, second.cls_prob])[voting_rois],  # (M, C)
@@ -237,19 +262,19 @@ def _rois(boxes):
     return np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes], axis=1)
 
 
-def _assembly_pass(seg_maps, boxes, cfg):
-    assembled = ps_assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
+def _assembly_pass(seg_maps, boxes, cfg, assemble):
+    assembled = assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
                             spatial_scale=1.0 / cfg.stride)  # (R, 2*C, P, P)
     joint = joint_forward(assembled)
     return PassOutput(boxes, assembled, joint.mask_prob, joint.cls_score, joint.cls_prob)
 
 
-def _regression(bbox_maps, boxes, cfg):
+def _regression(bbox_maps, boxes, cfg, assemble):
     """Position-sensitive box regression as the official graph computes it: assemble the box maps at P x P with
     group k (``psroipool_bbox``, ``pooled_size=21``, in ``fcis/symbols/resnet_v1_101_fcis.py``), average the P x P
     bins (global average pooling), take the foreground slot ``reg = 1``.  ChainerCV's head does the same
     (``FCISResNet101Head._pool`` in ``chainercv/experimental/links/model/fcis/fcis_resnet101.py``)."""
-    pooled = ps_assemble(bbox_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
+    pooled = assemble(bbox_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
                          spatial_scale=1.0 / cfg.stride)  # (R, 8, P, P)
     per_reg = pooled.mean(axis=(2, 3), dtype=np.float32).reshape(len(boxes), 2, 4)  # (R, reg, coord)
     return per_reg[:, 1]

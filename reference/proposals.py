@@ -95,7 +95,8 @@ def rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas):
 
 
 def propose(
-    fg_prob, deltas, anchors, image_shape, *, pre_nms_top_n=6000, post_nms_top_n=300, nms_threshold=0.7, min_size=2
+    fg_prob, deltas, anchors, image_shape, *, pre_nms_top_n=6000, post_nms_top_n=300, nms_threshold=0.7, min_size=2,
+    nms_kernel=nms,
 ):
     r"""Turn anchors, their foreground probabilities and deltas into at most ``post_nms_top_n`` proposals.
 
@@ -118,6 +119,9 @@ def propose(
     min_size : finite real >= 0
         Boxes narrower or lower than this, after clipping, are dropped (kept: ``w >= min_size`` and
         ``h >= min_size``, compared in float32).
+    nms_kernel : callable
+        The NMS of step 5, with the signature of :func:`fcis_twin.reference.nms.nms` (the default); a backend's
+        NMS (``fcis_twin.accelerated.nms.nms`` with its ``backend``) gives the same result.
 
     Returns
     -------
@@ -183,6 +187,6 @@ def propose(
     boxes, scores = boxes[order], scores[order]
 
     # 5. NMS; its keep indices are already by descending score
-    keep = nms(boxes, scores, nms_threshold)[:post_nms_top_n]
+    keep = nms_kernel(boxes, scores, nms_threshold)[:post_nms_top_n]
     return Proposals(boxes[keep].reshape(-1, 4), scores[keep])
 

@@ -22,6 +22,20 @@ settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="session")
+def oracle_runs():
+    """The oracle scenes of the detection tests (seeds 0-11 of ``make_scene``): per seed the scene, its oracle
+    network outputs and the reference's stages, computed once for every module that asks."""
+    from fcis_twin.demo import run_oracle_pipeline
+    from fcis_twin.reference.shapes import make_scene
+
+    runs = {}
+    for seed in range(12):
+        scene = make_scene(seed)
+        runs[seed] = (scene, *run_oracle_pipeline(scene))
+    return runs
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` need a real CUDA GPU: skip them, with the reason, where there is none."""
     from fcis_twin.accelerated._backend import available_backends, cuda_simulated

@@ -202,3 +202,27 @@ def test_memory_error_and_interrupt_are_messages(tmp_path, capsys, monkeypatch, 
     with pytest.raises(SystemExit) as info:
         main(["data", "make", "--out", str(tmp_path / "set"), "--n", "1"])
     assert info.value.code == code and message in capsys.readouterr().err
+
+
+def test_evaluate_on_numba_cpu_gives_the_reference_metrics(tmp_path):
+    """The metrics of `fcis evaluate --backend numba-cpu` equal the reference path's to the last digit."""
+    from fcis_twin.demo import evaluate_oracle
+    from fcis_twin.reference.coco import load_coco, make_data
+
+    path = make_data(tmp_path / "set", 6, 2)
+    coco_set = load_coco(path, tmp_path / "set" / "images")
+    reference = evaluate_oracle(coco_set, backend="reference")
+    assert evaluate_oracle(coco_set, backend="numba-cpu") == reference
+    assert reference["detections"] > 0
+
+
+def test_backend_option(tmp_path, capsys):
+    """--backend names where the inference runs; an unknown one is a usage error before anything runs."""
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--seed", "2", "--out", str(out), "--backend", "numba-cpu"]) == 0
+    numba_table = capsys.readouterr().out
+    assert main(["demo", "--seed", "2", "--out", str(out), "--backend", "reference"]) == 0
+    assert capsys.readouterr().out == numba_table
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--backend", "tpu", "--out", str(out)])
+    assert info.value.code == 2 and "--backend" in capsys.readouterr().err

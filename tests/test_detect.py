@@ -3,22 +3,19 @@
 import numpy as np
 import pytest
 
-from fcis_twin.demo import SCENE_CONFIG, best_mask_iou, run_oracle_pipeline
+from fcis_twin.demo import SCENE_CONFIG, best_mask_iou
 from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.detect import FCISConfig, detect
 from fcis_twin.reference.evaluate import mask_iou
-from fcis_twin.reference.shapes import CLASS_NAMES, make_scene
+from fcis_twin.reference.shapes import CLASS_NAMES
 
 SEEDS = range(12)
 
 
-@pytest.fixture(scope="module")
-def runs():
-    out = {}
-    for seed in SEEDS:
-        scene = make_scene(seed)
-        out[seed] = (scene, *run_oracle_pipeline(scene))
-    return out
+@pytest.fixture
+def runs(oracle_runs):
+    """The shared oracle scenes (``conftest.oracle_runs``)."""
+    return oracle_runs
 
 
 @pytest.mark.parametrize("seed", SEEDS)

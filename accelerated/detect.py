@@ -1,0 +1,64 @@
+r"""The FCIS inference graph on a backend: the twin of :mod:`fcis_twin.reference.detect`.
+
+The graph is written once, in :func:`fcis_twin.reference.detect.detect`; it calls its heavy stages through a
+:class:`~fcis_twin.reference.detect.Kernels` record.  Here that record holds a backend's kernels: the RPN's NMS,
+both assembly passes and the box regression's assembly, and mask voting with its paste.  The light array code
+between them (anchors, decoding, clipping, the joint formulation, the box regression's average) is the reference's
+NumPy.
+
+Agreement with the reference: NMS and voting give the reference's results exactly on every backend.  The assembly
+kernels compute each bin as the reference's loop template does (a float32 sum in row-major order, one division),
+where the vectorised reference reads a float64 summed-area table and rounds once, so assembled maps, and the
+class probabilities, masks and box deltas made from them, may differ from the reference's in the last bits
+(``tests/test_assemble.py`` bounds that difference).  Such a difference changes a detection only where it moves a
+score across a tie or a threshold; on the oracle scenes of the test suite the detections are equal.
+"""
+
+import functools
+
+from ..reference.detect import DEFAULT_CONFIG, Kernels
+from ..reference.detect import detect as reference_detect
+from ._backend import resolve_backend
+
+
+def kernels(backend=None):
+    """The :class:`~fcis_twin.reference.detect.Kernels` of ``backend`` (None: the fastest available).
+
+    Raises
+    ------
+    ValueError
+        An unknown or unavailable backend.
+    """
+    from .assemble import ps_assemble
+    from .nms import nms
+    from .voting import mask_voting
+
+    backend = resolve_backend(backend)
+    return Kernels(
+        nms=functools.partial(nms, backend=backend),
+        ps_assemble=functools.partial(ps_assemble, backend=backend),
+        mask_voting=functools.partial(mask_voting, backend=backend),
+    )
+
+
+def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG, *, backend=None):
+    """FCIS inference on one image's network outputs, its heavy stages on the chosen backend.
+
+    The twin of :func:`fcis_twin.reference.detect.detect`: the same arguments, errors and
+    :class:`~fcis_twin.reference.detect.Stages` record; the detections equal the reference's except where a
+    last-bit difference of the assembled maps moves a score across a tie or threshold (module docstring).
+
+    Parameters
+    ----------
+    rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config
+        As in the reference; NumPy arrays (the kernels copy to and from the GPU themselves).
+    backend : {"numba-cpu", "numba-cuda", "cupy"} or None
+        None: the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
+
+    Returns
+    -------
+    stages : Stages
+        NumPy arrays throughout.
+    """
+    return reference_detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config,
+                            kernels=kernels(backend))
