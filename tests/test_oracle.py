@@ -182,6 +182,46 @@ def test_seg_layout_hand_worked():
         np.testing.assert_array_equal(seg[c], background)
 
 
+@pytest.mark.parametrize("transpose", [False, True], ids=["x", "y"])
+def test_seg_window_keeps_feature_pixels_partly_within_a_cell_of_the_box(transpose):
+    """Feature pixels only partly within one cell of the box get the instance's scores, at both ends of the window.
+
+    The scores of an instance are written over the feature window [floor(lo / s), ceil(hi / s)) of its box widened
+    by one cell, [lo, hi).  Off the stride grid, the first and last feature pixels of that window are only partly
+    within reach of the soft cells; rounding the far end down (or the near end up) would skip them and leave the
+    "no instance" scores -b / 0 where the maps should fall off smoothly.  Tight boxes of masks on the stride grid
+    never show this: here box columns [7, 11) at stride 2 widen to [3, 15), window ends 1.5 and 7.5.  Run along x,
+    then transposed along y.
+    """
+    m = np.zeros((16, 20), bool)
+    m[4:12, 7:11] = True  # box (7, 4, 11, 12): w = 4, h = 8
+    # k = 1: the one cell is the box.  In x, u = (p - 7) / 4 for a pixel centre p; membership is 1 for
+    # 0 <= u <= 1, 1 + u left of it and 2 - u right of it, clipped at 0 (p outside (3, 15)).  Feature column X
+    # holds pixels 2X, 2X + 1 (centres 2X + 0.5, 2X + 1.5):
+    #   X = 1: p = 2.5, 3.5: u = -1.125, -0.875: membership 0, 0.125, f_cell = 0.0625 (the near end, 3 / 2 = 1.5)
+    #   X = 2: p = 4.5, 5.5: u = -0.625, -0.375: 0.375, 0.625, f_cell = 0.5
+    #   X = 3: p = 6.5, 7.5: 0.875, 1, f_cell = 0.9375;  X = 4: p = 8.5, 9.5 in the cell, 1
+    #   X = 5, 6, 7 mirror X = 3, 2, 1 about x = 9 (p -> 18 - p): X = 7 is the far end, 15 / 2 = 7.5
+    #   X = 0, 8, 9: no pixel centre within a cell of the box, 0
+    f_cell = np.float32([0, 0.0625, 0.5, 0.9375, 1, 0.9375, 0.5, 0.0625, 0, 0])
+    # mask columns 7..10: pixel 7 of X = 3 and pixel 10 of X = 5 (membership 1), both pixels of X = 4
+    f_in = np.float32([0, 0, 0, 0.5, 1, 0.5, 0, 0, 0, 0])
+    # rows 4..11 are in the cell (membership 1) and the mask, so feature rows 2..5 read the x profile as it is:
+    # inside 6 f_in - 2 (1 - f_cell), outside 6 (f_cell - f_in)
+    inside = np.float32([-2, -1.875, -1, 2.875, 6, 2.875, -1, -1.875, -2, -2])
+    outside = np.float32([0, 0.375, 3, 2.625, 0, 2.625, 3, 0.375, 0, 0])
+    np.testing.assert_array_equal(inside, L * f_in - B * (1 - f_cell))  # the two lines above agree
+    np.testing.assert_array_equal(outside, L * (f_cell - f_in))
+    scene = hand_scene((m.T if transpose else m)[None], [1], *((20, 16) if transpose else (16, 20)))
+    seg = run(scene, stride=2, group_size=1, rpn_noise=0.0).seg_maps[0]
+    got_in, got_out = seg[seg_channel(1, 1, 0, 0, 1)], seg[seg_channel(1, 0, 0, 0, 1)]
+    if transpose:
+        got_in, got_out = got_in.T, got_out.T
+    # multiples of 1/64, exact in float32
+    np.testing.assert_array_equal(got_in[2:6], np.tile(inside, (4, 1)))
+    np.testing.assert_array_equal(got_out[2:6], np.tile(outside, (4, 1)))
+
+
 def test_roi_shifted_by_half_a_cell_still_assembles_the_mask():
     """A gt-sized ROI shifted by half a cell reads inside > outside on the object and outside > inside off it."""
     m = np.zeros((1, 48, 48), bool)
@@ -215,6 +255,24 @@ def test_bbox_layout_hand_worked():
     # (2, 4): centre (10, 18) lies in cell (0, 1), yet channel (0, 0) holds its own delta: dx = -1.875
     assert bbox[1, :, 0, 0, 2, 4].tolist() == pytest.approx([-1.875, 0.625, 0, 0])
     assert (bbox[0] == 0).all() and (bbox[1, 2:] == 0).all()  # reg 0 unused; dw = dh = 0
+
+
+def test_bbox_widened_region_is_half_open_on_feature_centres():
+    """The box maps are written where the feature-pixel centre p satisfies x1 - w/2 <= p < x2 + w/2 (likewise y).
+
+    Both ends of the widened box fall exactly on feature-pixel centres here, so this pins the comparisons: a
+    centre on the near edge is written, one on the far edge is not (the hypothesis tests reach such ties only by
+    chance).
+    """
+    m = np.zeros((1, 16, 16), bool)
+    m[0, 5:9, 5:9] = True  # box (5, 5, 9, 9): w = h = 4, centre 7, widened by 2 to [3, 11)
+    out = run(hand_scene(m, [1], 16, 16), stride=2, group_size=1)
+    # feature centres p = 2X + 1 = 1, 3, ..., 15: X = 1 (p = 3, on the near edge) .. 4 (p = 9); X = 5 (p = 11)
+    # is on the far edge, outside.  k = 1: the ROI centre is p, dx = (7 - p) / 4 / 0.2 = 1.25 (7 - p)
+    expected_dx = np.zeros((8, 8), np.float32)
+    expected_dx[1:5, 1:5] = [5, 2.5, 0, -2.5]  # p = 3, 5, 7, 9 in every row of the widened box, Y = 1..4
+    np.testing.assert_array_equal(out.bbox_maps[0, 4], expected_dx)  # channel ((1*4 + 0)*1 + 0)*1 + 0
+    np.testing.assert_array_equal(out.bbox_maps[0, 5], expected_dx.T)  # dy: the same by rows
 
 
 def test_bbox_front_instance_wins_where_widened_boxes_overlap():

@@ -21,6 +21,8 @@ from fcis_twin.reference.shapes import (
 
 #: Small scenes keep every property test fast; objects still span several pixels and overlap often.
 SMALL = dict(image_shape=(48, 64), size_range=(10, 40), max_objects=6, min_visible_area=16)
+#: Four objects of 8..24 px on 32 x 48: most scenes have overlaps, and each is drawn in about a millisecond.
+CROWDED = dict(image_shape=(32, 48), min_objects=4, max_objects=4, size_range=(8, 24))
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -121,6 +123,67 @@ def test_count_may_drop_below_min_objects():
     assert s.labels.shape == (0,) and s.masks.shape == (0, 48, 64) and s.boxes.shape == (0, 4)
 
 
+def _is_selection(scene, reference, keep):
+    """Whether ``scene`` is ``reference`` with only the instances where ``keep`` holds, the image unchanged."""
+    return np.array_equal(scene.image, reference.image) and all(
+        np.array_equal(getattr(scene, name), getattr(reference, name)[keep])
+        for name in ("masks", "full_masks", "labels", "boxes"))
+
+
+def _crowded_scene_with(found, seeds=range(20)):
+    """The first CROWDED scene at min_visible_area=1 (every instance with a visible pixel) for which
+    ``found(scene, visible_areas, full_areas)`` is not None: (seed, scene, visible, full, what found returned)."""
+    for seed in seeds:
+        scene = make_scene(seed, **CROWDED, min_visible_area=1)
+        visible, full = scene.masks.sum(axis=(1, 2)), scene.full_masks.sum(axis=(1, 2))
+        hit = found(scene, visible, full)
+        if hit is not None:
+            return seed, scene, visible, full, hit
+    raise AssertionError(f"no scene of the kind wanted among seeds {seeds}")
+
+
+def test_min_visible_area_is_inclusive_and_counts_visible_pixels():
+    """An instance with exactly min_visible_area visible pixels is kept; with min_visible_area one more, dropped.
+
+    make_scene drops objects whose visible area is *smaller* than min_visible_area (a dropped one shows at most
+    min_visible_area - 1 pixels), so the bound is inclusive.  The threshold only selects instances once the scene
+    is drawn: every other instance and the image stay as they are.  The instance chosen is partly hidden, so its
+    full area is at least its visible area + 1: the second threshold also tells the visible area from the full one.
+    """
+    # a partly hidden instance turns up within the first few seeds
+    seed, ref, visible, full, i = _crowded_scene_with(
+        lambda scene, visible, full: next((i for i in range(len(visible)) if visible[i] < full[i]), None))
+    t = int(visible[i])
+    at = make_scene(seed, **CROWDED, min_visible_area=t)  # instance i has exactly t visible pixels
+    assert _is_selection(at, ref, visible >= t)
+    assert any(np.array_equal(m, ref.masks[i]) for m in at.masks)  # the boundary case was reached, and kept
+    above = make_scene(seed, **CROWDED, min_visible_area=t + 1)  # now it has min_visible_area - 1 visible pixels
+    assert full[i] >= t + 1  # ... but enough pixels before occlusion
+    assert _is_selection(above, ref, visible >= t + 1)
+    assert not any(np.array_equal(m, ref.masks[i]) for m in above.masks)
+
+
+def test_dropped_object_stays_painted_and_hides_earlier_ones():
+    """A dropped object is still painted, and the pixels it covers stay hidden in the earlier instances it overlaps.
+
+    Dropping selects instances after occlusion is resolved over every object drawn, so an earlier instance's
+    visible mask does not grow back when the later object in front of it is dropped.
+    """
+    def overlap(scene, visible, full):  # (i, j): j painted after i, over part of it, with fewer visible pixels
+        n = len(visible)
+        return next(((i, j) for i in range(n) for j in range(i + 1, n)
+                     if visible[j] < visible[i] and (scene.full_masks[i] & scene.full_masks[j]).any()), None)
+
+    seed, ref, visible, full, (i, j) = _crowded_scene_with(overlap)
+    t = int(visible[j]) + 1  # j shows t - 1 pixels, the most a dropped object may show; i shows at least t
+    s = make_scene(seed, **CROWDED, min_visible_area=t)
+    keep = visible >= t
+    assert keep[i] and not keep[j]
+    assert _is_selection(s, ref, keep)  # the image still shows j; i's visible mask is the one of the full scene
+    k = keep[:i].sum()  # instance i in s
+    assert (s.full_masks[k] & ~s.masks[k] & ref.full_masks[j]).any()  # pixels of i hidden by the dropped j
+
+
 def test_empty_scene():
     """With no objects the image is pure background and every instance array is empty."""
     s = make_scene(5, image_shape=(20, 30), min_objects=0, max_objects=0)
@@ -137,6 +200,17 @@ def test_small_circle_pixel_centres():
     expected[:4, :4] = True
     expected[[0, 0, 3, 3], [0, 3, 0, 3]] = False
     np.testing.assert_array_equal(m, expected)
+
+
+def test_pixel_centres_on_the_circle_are_outside():
+    """Masks keep pixels whose centre is strictly inside: the 12 centres exactly on a circle of radius 5 are out."""
+    # centre (5.5, 5.5) is a pixel centre, so pixel centres sit at integer offsets (dx, dy) and r^2 = 25 is exact.
+    # Lattice points with dx^2 + dy^2 <= 25: 11 + 2*9 + 2*9 + 2*9 + 2*7 + 2*1 = 81 (dx = 0, +-1, ..., +-5); 12 of
+    # them lie on the circle, (+-5, 0), (0, +-5), (+-3, +-4), (+-4, +-3), leaving 69 strictly inside.
+    m = _rasterise(dict(label=1, size=10.0, cx=5.5, cy=5.5, angle=0.0), 11, 11)
+    assert m.sum() == 69
+    assert not m[5, 10] and not m[0, 5] and not m[9, 8] and not m[8, 9]  # offsets (5, 0), (0, -5), (3, 4), (4, 3)
+    assert m[5, 9] and m[5, 1] and m[8, 8] and m[9, 7]  # (4, 0), (-4, 0), (3, 3), (2, 4): 16, 16, 18, 20 < 25
 
 
 def test_axis_aligned_square():
@@ -335,6 +409,20 @@ def test_scenes_beyond_the_pixel_limit_are_refused_before_drawing(call):
     """A huge image used to end in a MemoryError while drawing; it is refused by name first."""
     with pytest.raises(ValueError, match=r"more than MAX_SCENE_PIXELS = 4194304"):
         call()
+
+
+def test_image_size_limits_are_inclusive():
+    """Sides of exactly MIN_IMAGE_SIDE (16) and exactly MAX_SCENE_PIXELS (2**22) pixels are accepted, one less
+    (side 15) and one row more (16 more pixels) refused.  make_dataset validates without drawing, so the 2048 x 2048
+    set costs nothing here."""
+    assert make_scene(0, image_shape=(16, 16), min_objects=0, max_objects=0).image.shape == (16, 16, 3)
+    for shape in ((15, 16), (16, 15)):
+        with pytest.raises(ValueError, match="image_shape must be at least 16 x 16"):
+            make_scene(0, image_shape=shape)
+    assert make_dataset(1, seed=0, image_size=(2048, 2048)).scene_kwargs["image_shape"] == (2048, 2048)
+    assert make_dataset(1, seed=0, image_size=(16, 2**18)).scene_kwargs["image_shape"] == (16, 2**18)  # 2**22 too
+    with pytest.raises(ValueError, match="more than MAX_SCENE_PIXELS"):
+        make_dataset(1, seed=0, image_size=(16, 2**18 + 1))  # 2**22 + 16
 
 
 def test_datasets_beyond_the_image_limit_are_refused():
