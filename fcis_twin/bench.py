@@ -28,6 +28,8 @@ from .reference._checks import as_int
 from .reference._files import replace_file, writable_folder
 from .reference.assemble import ps_assemble as ref_assemble
 from .reference.assemble import ps_assemble_backward as ref_assemble_backward
+from .reference.detect import FCISConfig
+from .reference.detect import detect as ref_detect
 from .reference.nms import batched_nms as ref_batched_nms
 from .reference.nms import nms as ref_nms
 from .reference.paste import paste_masks as ref_paste
@@ -112,6 +114,22 @@ def voting_inputs(num_rois, rng):
     return (boxes, masks, probs, IMAGE), {}
 
 
+def detect_inputs(num_rois, rng):
+    """One FCIS-COCO image's network outputs, random: RPN NMS over 6000 boxes, two passes of ``num_rois`` ROIs on
+    the 7938 score maps (k = 7, P = 21), per-class NMS over 80 classes and voting of 100 detections on 600 x 1000.
+
+    The class probabilities come out nearly equal, as an untrained network's, so ``max_detections`` caps voting.
+    """
+    config = FCISConfig(post_nms_top_n=num_rois)
+    a = config.num_anchors
+    fg = rng.random((1, a, *FEATURE), dtype=np.float32)
+    rpn_prob = np.concatenate([1 - fg, fg], axis=1)  # (1, 2A, Hf, Wf): background first
+    rpn_deltas = 0.1 * rng.standard_normal((1, 4 * a, *FEATURE), dtype=np.float32)
+    seg_maps = rng.standard_normal((1, 2 * NUM_CLASSES * K * K, *FEATURE), dtype=np.float32)
+    bbox_maps = 0.1 * rng.standard_normal((1, 8 * K * K, *FEATURE), dtype=np.float32)
+    return (rpn_prob, rpn_deltas, seg_maps, bbox_maps, IMAGE, config), {}
+
+
 #: name -> (module, function name, reference, inputs, full sweep, quick sweep, size label)
 WORKLOADS = {
     "assemble": ("assemble", "ps_assemble", ref_assemble, assemble_inputs, (10, 30, 100, 300), (4,), "ROIs"),
@@ -123,11 +141,12 @@ WORKLOADS = {
                     "ROIs x 80 classes"),
     "paste": ("paste", "paste_masks", ref_paste, paste_inputs, (10, 30, 100, 300), (4,), "masks"),
     "voting": ("voting", "mask_voting", ref_voting, voting_inputs, (75, 150, 300, 600), (16,), "ROIs"),
+    "detect": ("detect", "detect", ref_detect, detect_inputs, (300,), (4,), "ROIs per pass"),
 }
 
 #: The FCIS-COCO point of each workload, the one the speed targets are about.
 FCIS_COCO = {"assemble": 300, "assemble_pk": 300, "assemble_backward": 300, "nms": 6000, "batched_nms": 600,
-             "paste": 100, "voting": 600}
+             "paste": 100, "voting": 600, "detect": 300}
 
 
 # --- timing -----------------------------------------------------------------------------------------------------
