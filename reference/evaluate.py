@@ -3,8 +3,9 @@ r"""Evaluation of instance masks: COCO mask and box AP through pycocotools, and 
 Two metric families, as in Li et al., CVPR 2017, Sec. 4: COCO's AP averaged over IoU thresholds 0.5:0.95 (with
 AP50, AP75 and AP for small, medium and large objects), computed by ``pycocotools.cocoeval.COCOeval`` on results in
 COCO's format (:func:`detections_to_coco`, :func:`evaluate_coco`); and the :math:`mAP^r` at mask IoU 0.5 and 0.7 of
-Hariharan et al.'s SDS, used on SBD (the paper's Tables 1-3), written out in NumPy (:func:`evaluate_sds`).  The
-latter matches by :func:`mask_iou`, which agrees exactly with ``pycocotools.mask.iou``, the IoU of ``COCOeval``.
+Hariharan et al.'s SDS, used on SBD (the paper's Tables 1-3), written out in NumPy by the protocol of the official
+FCIS code (:func:`evaluate_sds`).  The latter matches by :func:`mask_iou`, which agrees exactly with
+``pycocotools.mask.iou``, the IoU of ``COCOeval``.
 """
 
 import contextlib
@@ -36,6 +37,21 @@ from .coco_format import (
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 #: The iou types :func:`evaluate_coco` knows.
 IOU_TYPES = ("segm", "bbox")
+#: The matching rules of :func:`evaluate_sds`: the official FCIS code's (the default), and COCO's.
+SDS_MATCHING = ("official", "coco")
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+#: The recall levels of :func:`evaluate_sds`'s 11-point AP, by name: the float64 values of the official code's
+#: ``np.arange(0, 1.1, 0.1)`` (the default; 0.30000000000000004 at "0.3"), and the tenths ``k / 10``.  Read-only.
+SDS_RECALL_LEVELS = {
+    "official": _read_only(np.arange(0.0, 1.1, 0.1)),
+    "tenths": _read_only(np.arange(11) / 10),
+}
 
 
 def mask_iou(masks_a, masks_b):
@@ -351,8 +367,9 @@ def _empty_results(gt):
     return dt
 
 
-def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_metric=True):
-    r"""The SDS :math:`mAP^r` (Hariharan et al., ECCV 2014) over a set of images, as in the FCIS paper on SBD.
+def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_metric=True, *, matching="official",
+                 recall_levels="official"):
+    r"""The SDS :math:`mAP^r` (Hariharan et al., ECCV 2014) over a set of images, by the FCIS paper's protocol.
 
     Parameters
     ----------
@@ -360,10 +377,19 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
         One per image; any objects with ``masks`` (D, H, W) bool, ``labels`` (D,) int >= 1 and ``scores`` (D,).
     ground_truth : sequence of Scene
         One per image; any objects with ``masks`` (G, H, W) bool and ``labels`` (G,) int >= 1.
-    iou_thresholds : sequence of float in [0, 1]
-        A detection is a true positive when its mask IoU with a ground-truth instance is ``>=`` the threshold.
+    iou_thresholds : float or sequence of float in [0, 1]
+        A match needs a mask IoU ``>=`` the threshold.
     use_07_metric : bool
-        VOC 2007's 11-point AP (the official FCIS code's choice), else the area under the precision envelope.
+        VOC 2007's 11-point AP (what the official FCIS code reports), else the area under the precision envelope.
+    matching : {"official", "coco"}
+        How a prediction finds its ground-truth instance (step 2 of the Notes).  ``"official"``: the
+        best-overlapping instance of its class in its image, matched or not; a repeat of a matched instance is a
+        false positive.  ``"coco"``: the best-overlapping instance among those still unmatched.
+    recall_levels : {"official", "tenths"}
+        The 11 recall levels of the VOC07 AP (step 4; not read when ``use_07_metric`` is False).
+        ``"official"``: the float64 values of ``np.arange(0, 1.1, 0.1)``, three of which lie just above their
+        tenth (0.30000000000000004, 0.6000000000000001, 0.7000000000000001).  ``"tenths"``: ``k / 10``, so that
+        a recall of exactly 3/10, 6/10 or 7/10 reaches the level of that name.
 
     Returns
     -------
@@ -372,29 +398,48 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
         truth (``nan`` if none has); ``"per_class"``: ``{t: {label: AP}}`` (float keys ``t`` as given), for every
         label found in ``detections`` or ``ground_truth``, ``nan`` for a label without ground truth.
 
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type, naming it (``matching`` must be a str, ``use_07_metric`` a bool, ...).
+    ValueError
+        Lists of different lengths, masks of different sizes, labels below 1, scores that are not finite,
+        thresholds outside ``[0, 1]``, or a ``matching`` / ``recall_levels`` not among the names above.
+
     Notes
     -----
     The FCIS paper reports this metric at IoU 0.5 and 0.7 on SBD's VOC 2012 validation images (Li et al.,
-    CVPR 2017, Sec. 4, Tables 1-3).  Per class ``c`` and threshold ``t``:
+    CVPR 2017, Sec. 4, Tables 1-3), computed by ``voc_eval_sds`` and ``voc_ap`` in ``lib/dataset/pascal_voc_eval.py``
+    of the official FCIS code (after MNC), which ``_py_evaluate_segmentation`` in ``lib/dataset/pascal_voc.py``
+    calls at 0.5 and 0.7 with the 11-point AP.  The defaults follow it.  Per class ``c`` and threshold ``t``:
 
     1. The predictions of class ``c`` over all images, by descending score.  The sort is stable: equal scores
        keep image order, then detection order within the image.
-    2. In that order each prediction takes, among the **still unmatched** ground-truth instances of class ``c``
-       in its image, the one of highest mask IoU (:func:`mask_iou`; equal IoUs: the lowest index).  It is a true
-       positive if that IoU is ``>= t``, and the instance is then matched; otherwise (or with no instance left)
-       a false positive.
+    2. In that order each prediction takes, among **all** ground-truth instances of class ``c`` in its image,
+       the one of highest mask IoU (:func:`mask_iou`; equal IoUs: the lowest index).  It is a true positive if
+       that IoU is ``>= t`` and the instance is not yet matched; the instance is then matched.  It is a false
+       positive if the IoU is below ``t``, if the image holds no instance of ``c``, or if the instance is already
+       matched (a repeat), even when another, unmatched instance also reaches ``t``.
     3. After ``n`` predictions, :math:`\text{prec}_n = TP_n / n` and :math:`\text{rec}_n = TP_n / N_c`
-       (:math:`N_c` ground-truth instances of class ``c``).
-    4. VOC07: :math:`AP = \frac{1}{11} \sum_{r \in \{0, 0.1, \dots, 1\}} \max_{\text{rec}_n \ge r} \text{prec}_n`
-       (0 where no prediction reaches ``r``); the ``r`` are computed as ``k / 10``, so a recall of exactly 3/10
-       counts at ``r = 0.3``.  Otherwise :math:`AP = \sum_n (\text{rec}_n - \text{rec}_{n-1}) \max_{m \ge n}
-       \text{prec}_m`, with :math:`\text{rec}_0 = 0`.
+       (:math:`N_c` ground-truth instances of class ``c`` over all images).
+    4. VOC07: :math:`AP = \frac{1}{11} \sum_r \max_{\text{rec}_n \ge r} \text{prec}_n` (0 where no prediction
+       reaches ``r``) over the 11 levels ``r`` of ``np.arange(0, 1.1, 0.1)``.  As float64, its fourth, seventh and
+       eighth values are a little above 0.3, 0.6 and 0.7, so a recall of exactly 3/10 does not reach the level
+       "0.3" (nor 6/10 and 7/10 theirs).  Otherwise :math:`AP = \sum_n (\text{rec}_n - \text{rec}_{n-1})
+       \max_{m \ge n} \text{prec}_m`, with :math:`\text{rec}_0 = 0`.
 
-    The official FCIS code (``voc_eval_sds`` in ``lib/dataset/pascal_voc_eval.py``, after MNC) also counts
-    ``IoU >= t``, but differs in three places: it takes the best-overlapping instance among *all* of the class's
-    instances in the image and counts the prediction a false positive when that one is already matched (the VOC
-    devkit's rule; step 2 here is COCO's); its sort, ``np.argsort(-scores)``, is not stable; and its recall levels
-    come from ``np.arange(0, 1.1, 0.1)``, which puts ``r = 0.3`` at 0.30000000000000004.
+    The options change one step each: ``matching="coco"`` makes step 2 choose among the instances still
+    unmatched, so that a prediction whose best instance is taken can match another one that reaches ``t`` (the
+    rule of ``COCOeval.evaluateImg`` in pycocotools' ``cocoeval.py``, here without its crowd and area handling and
+    with the lowest index among equal IoUs where COCOeval keeps the last); ``recall_levels="tenths"`` makes the
+    levels of step 4 ``k / 10``.
+
+    Whatever the options, three details differ from the official code: its sort, ``np.argsort(-scores)``, is not
+    stable, so its equal scores come in no defined order; it adds the 11 terms as ``p / 11`` one by one where this
+    function divides their sum by 11 (the two may differ in the last bit: a perfect class gives ``1 + 2**-52``
+    there and 1 here); and it averages over the 20 VOC classes, where a class without ground truth would score 0
+    (its recall is ``0 / 0``), while here its AP is ``nan`` and it is left out of the mean (every class has
+    instances in SBD's validation set).
 
     Examples
     --------
@@ -402,14 +447,27 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
     >>> gt_mask = np.zeros((1, 2, 2), bool); gt_mask[0, 0] = True              # top row: 2 pixels
     >>> gt = SimpleNamespace(masks=gt_mask, labels=[1])
     >>> det = SimpleNamespace(masks=np.ones((2, 2, 2), bool), labels=[1, 1], scores=[0.9, 0.8])
-    >>> m = evaluate_sds([det], [gt])  # IoU 2/4: a tp at 0.5 then a duplicate; nothing at 0.7
+    >>> m = evaluate_sds([det], [gt])  # IoU 2/4: a tp at 0.5 then a repeat; nothing at 0.7
     >>> m["mAP@0.5"], m["mAP@0.7"], m["per_class"]
     (1.0, 0.0, {0.5: {1: 1.0}, 0.7: {1: 0.0}})
+
+    Where the two matching rules part: instances of 3 pixels and 1 pixel in a 1 x 4 image; the second prediction
+    covers both, IoU 3/4 with the first instance (already matched) and 1/4 with the second.
+
+    >>> gt = SimpleNamespace(masks=np.array([[[1, 1, 1, 0]], [[0, 0, 0, 1]]], bool), labels=[1, 1])
+    >>> det = SimpleNamespace(masks=np.array([[[1, 1, 1, 0]], [[1, 1, 1, 1]]], bool), labels=[1, 1],
+    ...                       scores=[0.9, 0.8])
+    >>> evaluate_sds([det], [gt], 0.25)["mAP@0.25"]  # tp, repeat: recall 1/2 at precision 1, 6 of 11 levels
+    0.5454545454545454
+    >>> evaluate_sds([det], [gt], 0.25, matching="coco")["mAP@0.25"]  # tp, tp (the second instance at 1/4)
+    1.0
     """
     images = _sds_images(detections, ground_truth)
     thresholds = _as_thresholds(iou_thresholds)
     if not isinstance(use_07_metric, (bool, np.bool_)):
         raise TypeError(f"use_07_metric must be a bool, got {type(use_07_metric).__name__}")
+    matching = _as_name("matching", matching, SDS_MATCHING)
+    levels = SDS_RECALL_LEVELS[_as_name("recall_levels", recall_levels, tuple(SDS_RECALL_LEVELS))]
     ious = [mask_iou(det_masks, gt_masks) for det_masks, _, _, gt_masks, _ in images]  # (D_i, G_i) per image
     classes = sorted({int(c) for _, det_labels, _, _, gt_labels in images for c in (*det_labels, *gt_labels)})
 
@@ -420,10 +478,11 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
                  for j in np.flatnonzero(labels == c)]
         order = np.argsort([-s for _, _, s in owner], kind="stable")  # descending score, ties keep that order
         ranked = [owner[k][:2] for k in order]
-        num_gt = sum(int((gt_labels == c).sum()) for *_, gt_labels in images)
+        is_class = [gt_labels == c for *_, gt_labels in images]
+        num_gt = sum(int(m.sum()) for m in is_class)
         for t in thresholds:
-            tp = _match(ranked, ious, [gt_labels == c for *_, gt_labels in images], t)
-            per_class[t][c] = _average_precision(tp, num_gt, use_07_metric)
+            tp = _match(ranked, ious, is_class, t, matching)
+            per_class[t][c] = _average_precision(tp, num_gt, use_07_metric, levels)
 
     metrics = {}
     for t in thresholds:
@@ -433,24 +492,26 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
     return metrics
 
 
-def _match(ranked, ious, is_class, threshold):
-    """(n,) bool: whether each ranked prediction ``(image, detection)`` is a true positive."""
+def _match(ranked, ious, is_class, threshold, matching):
+    """(n,) bool: whether each ranked prediction ``(image, detection)`` is a true positive, by ``matching``."""
     matched = [np.zeros(len(m), bool) for m in is_class]  # per image, per ground-truth instance
     tp = np.zeros(len(ranked), bool)
     for n, (i, j) in enumerate(ranked):
-        free = is_class[i] & ~matched[i]
-        if not free.any():
+        # "official": every instance of the class competes; "coco": only those not matched yet
+        candidates = is_class[i] if matching == "official" else is_class[i] & ~matched[i]
+        if not candidates.any():
             continue
-        iou = np.where(free, ious[i][j], -1.0)  # (G_i,): taken or other-class instances never win
+        iou = np.where(candidates, ious[i][j], -1.0)  # (G_i,): instances out of the running never win
         g = int(np.argmax(iou))  # the first of equal IoUs
-        if iou[g] >= threshold:
+        if iou[g] >= threshold and not matched[i][g]:  # a matched best instance: a repeat, a false positive
             tp[n] = True
             matched[i][g] = True
     return tp
 
 
-def _average_precision(tp, num_gt, use_07_metric):
-    """AP of one class from its ranked true-positive flags; nan without ground truth."""
+def _average_precision(tp, num_gt, use_07_metric, levels):
+    """AP of one class from its ranked true-positive flags; nan without ground truth.  ``levels``: the 11 recall
+    levels of the VOC07 AP."""
     if num_gt == 0:
         return math.nan
     tp_count = np.cumsum(tp)  # (n,)
@@ -458,13 +519,22 @@ def _average_precision(tp, num_gt, use_07_metric):
     precision = tp_count / np.arange(1, len(tp) + 1)
     if use_07_metric:
         total = 0.0
-        for k in range(11):
-            reached = recall >= k / 10
+        for r in levels:
+            reached = recall >= r
             total += float(precision[reached].max()) if reached.any() else 0.0
         return total / 11
     envelope = np.maximum.accumulate(precision[::-1])[::-1]  # (n,): best precision at this recall or beyond
     steps = np.diff(recall, prepend=0.0)  # (n,): recall gained by each prediction
     return float(np.sum(steps * envelope))
+
+
+def _as_name(name, value, choices):
+    """``value`` if it is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def _sds_images(detections, ground_truth):

@@ -16,7 +16,15 @@ from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
 from fcis_twin.reference.boxes import tight_boxes
-from fcis_twin.reference.evaluate import COCO_METRICS, detections_to_coco, evaluate_coco, evaluate_sds, mask_iou
+from fcis_twin.reference.evaluate import (
+    COCO_METRICS,
+    SDS_MATCHING,
+    SDS_RECALL_LEVELS,
+    detections_to_coco,
+    evaluate_coco,
+    evaluate_sds,
+    mask_iou,
+)
 from fcis_twin.reference.shapes import make_scene
 from fcis_twin.reference.voting import Detections
 
@@ -342,67 +350,155 @@ def test_sds_hand_worked_tp_fp_tp():
     # [4, 8) found at 0.7
     dets = [det(strip(2, 8, (0, 4), (4, 8)), [1, 1], [0.9, 0.8]), det(strip(2, 8, (4, 8)), [1], [0.7])]
     gts = [gt(strip(2, 8, (0, 4)), [1]), gt(strip(2, 8, (4, 8)), [1])]
-    # VOC07: recall >= 0, .1, ..., .5 (6 levels) reached with best precision 1; .6, ..., 1 (5 levels) only by
-    # the third, 2/3: (6 * 1 + 5 * 2/3) / 11 = 28/33
-    m = evaluate_sds(dets, gts)
-    assert m["mAP@0.5"] == pytest.approx(28 / 33, abs=1e-15)  # one rounded sum of 11 terms, then one division
-    assert m["per_class"] == {0.5: {1: m["mAP@0.5"]}, 0.7: {1: m["mAP@0.7"]}}
-    assert m["mAP@0.7"] == m["mAP@0.5"]  # every IoU is 0 or 1
+    # VOC07: the levels 0, .1, .2, .30000000000000004, .4, .5 (6 levels; 1/2 >= 0.5, which np.arange gives
+    # exactly) are reached with best precision 1; the other 5 only by the third prediction, 2/3:
+    # (6 * 1 + 5 * 2/3) / 11 = 28/33
+    for matching in ("official", "coco"):  # no prediction overlaps two instances: both rules agree
+        m = evaluate_sds(dets, gts, matching=matching)
+        assert m["mAP@0.5"] == pytest.approx(28 / 33, abs=1e-15)  # one rounded sum of 11 terms, one division
+        assert m["per_class"] == {0.5: {1: m["mAP@0.5"]}, 0.7: {1: m["mAP@0.7"]}}
+        assert m["mAP@0.7"] == m["mAP@0.5"]  # every IoU is 0 or 1
     # area under the envelope [1, 2/3, 2/3]: recall steps 1/2, 0, 1/2 -> 1/2 * 1 + 1/2 * 2/3 = 5/6
     assert evaluate_sds(dets, gts, use_07_metric=False)["mAP@0.5"] == pytest.approx(5 / 6, abs=1e-15)
 
 
+def test_sds_area_uses_the_precision_envelope():
+    """Precision dips, then rises at a later recall step: the area takes the envelope, not the raw precision."""
+    # a 1 x 8 image, one-pixel instances at pixels 0..3; predictions at pixels 0 (0.9, tp), 5 (0.8, fp),
+    # 6 (0.7, fp), 1 (0.6, tp), 2 (0.5, tp); instance 3 is never found
+    pixels = np.eye(8, dtype=bool)[:, None, :]  # (8, 1, 8): mask k is pixel k
+    gts = [gt(pixels[:4], [1] * 4)]
+    dets = [det(pixels[[0, 5, 6, 1, 2]], [1] * 5, [0.9, 0.8, 0.7, 0.6, 0.5])]
+    # recall    [1/4, 1/4, 1/4, 1/2, 3/4]   (steps 1/4, 0, 0, 1/4, 1/4)
+    # precision [1,   1/2, 1/3, 1/2, 3/5]
+    # envelope  [1,   3/5, 3/5, 3/5, 3/5]   (max of the precisions from there on)
+    # area: 1/4 * 1 + 1/4 * 3/5 + 1/4 * 3/5 = 1/4 + 3/10 = 11/20
+    # (the raw precision would give 1/4 * 1 + 1/4 * 1/2 + 1/4 * 3/5 = 21/40: the dip at recall 1/2 must not count)
+    for matching in ("official", "coco"):
+        m = evaluate_sds(dets, gts, use_07_metric=False, matching=matching)
+        assert m["mAP@0.5"] == pytest.approx(11 / 20, abs=1e-15)
+        assert m["mAP@0.7"] == m["mAP@0.5"]
+    # VOC07 on the same ranking: levels 0, .1, .2 (<= 1/4) take the best precision overall, 1; levels .3 to .7
+    # (5 levels, each reached by recall 1/2 or 3/4) take max(1/2, 3/5) = 3/5; .8, .9, 1 are never reached:
+    # (3 * 1 + 5 * 3/5) / 11 = 6/11, with either set of levels (no recall is exactly 3/10, 6/10 or 7/10)
+    for levels in ("official", "tenths"):
+        assert evaluate_sds(dets, gts, recall_levels=levels)["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+
+
 def test_sds_ties_keep_image_then_detection_order():
-    """Equal scores keep image order, then detection order: fp then tp gives AP 1/2, tp then fp gives 1."""
+    """Equal scores keep image order, then detection order (documented); fp then tp gives AP 1/2, tp then fp 1."""
+    doc = " ".join(evaluate_sds.__doc__.split())
+    assert "The sort is stable: equal scores keep image order, then detection order within the image." in doc
     hit, miss = strip(2, 8, (0, 4)), strip(2, 8, (4, 8))
     truth, nothing = gt(hit, [1]), gt(np.zeros((0, 2, 8)), [])
-    # image 0: a miss on empty ground; image 1: a hit on its instance; both at 0.5: ranked fp, tp -> precision
-    # [0, 1/2], recall [0, 1]; every recall level's best precision is 1/2 -> AP 1/2
-    assert evaluate_sds([det(miss, [1], [0.5]), det(hit, [1], [0.5])], [nothing, truth])["mAP@0.5"] == 0.5
-    # the same two images the other way round: tp, fp -> precision [1, 1/2], recall [1, 1] -> AP 1
-    assert evaluate_sds([det(hit, [1], [0.5]), det(miss, [1], [0.5])], [truth, nothing])["mAP@0.5"] == 1.0
-    # within one image: detection 0 (a miss) before detection 1 (a hit) -> fp, tp -> 1/2; reversed -> 1
-    assert evaluate_sds([det(np.concatenate([miss, hit]), [1, 1], [0.5, 0.5])], [truth])["mAP@0.5"] == 0.5
-    assert evaluate_sds([det(np.concatenate([hit, miss]), [1, 1], [0.5, 0.5])], [truth])["mAP@0.5"] == 1.0
+    for matching in ("official", "coco"):
+        def ap(dets, gts, matching=matching):
+            return evaluate_sds(dets, gts, matching=matching)["mAP@0.5"]
+
+        # image 0: a miss on empty ground; image 1: a hit on its instance; both at 0.5: ranked fp, tp ->
+        # precision [0, 1/2], recall [0, 1]; every recall level's best precision is 1/2 -> AP 1/2
+        assert ap([det(miss, [1], [0.5]), det(hit, [1], [0.5])], [nothing, truth]) == 0.5
+        # the same two images the other way round: tp, fp -> precision [1, 1/2], recall [1, 1] -> AP 1
+        assert ap([det(hit, [1], [0.5]), det(miss, [1], [0.5])], [truth, nothing]) == 1.0
+        # within one image: detection 0 (a miss) before detection 1 (a hit) -> fp, tp -> 1/2; reversed -> 1
+        assert ap([det(np.concatenate([miss, hit]), [1, 1], [0.5, 0.5])], [truth]) == 0.5
+        assert ap([det(np.concatenate([hit, miss]), [1, 1], [0.5, 0.5])], [truth]) == 1.0
+
+    # 24 predictions in one 1 x 24 image, one-pixel instances at pixels 10..19.  Detections 0..9 are misses
+    # (pixels 0..9), 10..19 hits (pixels 10..19), all at score 0.5; detections 20..23 are misses (pixels 20..23)
+    # at 0.9, 0.1, 0.9, 0.1, so that the sort has more than one key to move.  Ranked: the two misses at 0.9
+    # (20, 22), then 0..9 (misses), then 10..19 (hits), then the two at 0.1.
+    pixels = np.eye(24, dtype=bool)[:, None, :]
+    gts = [gt(pixels[10:20], [1] * 10)]
+    dets = [det(pixels, [1] * 24, [0.5] * 20 + [0.9, 0.1, 0.9, 0.1])]
+    # after 12 + j predictions (j = 1..10 hits) precision j / (12 + j) rises to 10/22 = 5/11 at recall 1, so
+    # every level's best precision is 5/11: AP = 11 * (5/11) / 11 = 5/11; area: 10 steps of 1/10 at 5/11 = 5/11
+    assert evaluate_sds(dets, gts)["mAP@0.5"] == pytest.approx(5 / 11, abs=1e-15)
+    assert evaluate_sds(dets, gts, use_07_metric=False)["mAP@0.5"] == pytest.approx(5 / 11, abs=1e-15)
+    # the same masks with the hits listed first among the equal scores: the two 0.9 misses, then the 10 hits:
+    # precision j / (2 + j) rises to 10/12 = 5/6 at recall 1 -> every level 5/6 -> AP 5/6
+    swapped = [det(pixels[[*range(10, 20), *range(10), 20, 21, 22, 23]], [1] * 24, [0.5] * 20 + [0.9, 0.1, 0.9, 0.1])]
+    assert evaluate_sds(swapped, gts)["mAP@0.5"] == pytest.approx(5 / 6, abs=1e-15)
 
 
-def test_sds_matches_best_unmatched_instance():
-    """A prediction whose best instance is taken matches the best one still free, if it is over the threshold."""
-    # instances [0, 6) (6 px per row) and [6, 10) (4 px); prediction 0 = [0, 6) takes instance 0 (IoU 1);
-    # prediction 1 = [0, 10): IoU 6/10 with the taken instance 0, 4/10 with instance 1, which it takes at t = 0.3
+def test_sds_repeat_of_a_matched_instance():
+    """The best instance already matched: a false positive by default, a match with the next free one by COCO's."""
+    # a 1 x 10 image, instances [0, 6) (6 pixels) and [6, 10) (4 pixels).  Prediction 0 = [0, 6) (0.9) takes
+    # instance 0 (IoU 1).  Prediction 1 = [0, 10) (0.8): IoU 6/10 with instance 0, 4/10 with instance 1
     gts = [gt(strip(1, 10, (0, 6), (6, 10)), [1, 1])]
     dets = [det(strip(1, 10, (0, 6), (0, 10)), [1, 1], [0.9, 0.8])]
-    # tp, tp -> AP 1 (the VOC devkit's rule, best instance overall then duplicate, would say tp, fp -> 6/11)
-    assert evaluate_sds(dets, gts, iou_thresholds=[0.3])["mAP@0.3"] == 1.0
-    # at 0.5 the 4/10 is too low: tp, fp -> recall 1/2 at precision 1 -> 6 of 11 levels -> 6/11
-    assert evaluate_sds(dets, gts, iou_thresholds=0.5)["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+    # official, t = 0.3: prediction 1's best instance overall is instance 0 (6/10 >= 0.3), already matched: a
+    # repeat, fp, although instance 1 (4/10) also passes.  tp, fp -> precision [1, 1/2], recall [1/2, 1/2]:
+    # VOC07 levels 0 to 0.5 (6 of 11) at precision 1 -> 6/11; area 1/2 * 1 = 1/2
+    official = evaluate_sds(dets, gts, iou_thresholds=[0.3])
+    assert official["mAP@0.3"] == pytest.approx(6 / 11, abs=1e-15)
+    assert evaluate_sds(dets, gts, 0.3, use_07_metric=False)["mAP@0.3"] == pytest.approx(1 / 2, abs=1e-15)
+    # coco, t = 0.3: instance 0 is out of the running, instance 1 (4/10 >= 0.3) is taken: tp, tp -> precision
+    # [1, 1], recall [1/2, 1] -> every level at 1 -> AP 1; area 1/2 * 1 + 1/2 * 1 = 1
+    assert evaluate_sds(dets, gts, 0.3, matching="coco")["mAP@0.3"] == 1.0
+    assert evaluate_sds(dets, gts, 0.3, use_07_metric=False, matching="coco")["mAP@0.3"] == 1.0
+    # at 0.5 the 4/10 is too low for either rule: tp, fp -> 6/11 both
+    for matching in ("official", "coco"):
+        m = evaluate_sds(dets, gts, iou_thresholds=0.5, matching=matching)
+        assert m["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+    # a repeat does not use up anything: a third prediction [6, 10) (0.7) still takes instance 1 (IoU 1) under
+    # the official rule: tp, fp, tp -> precision [1, 1/2, 2/3], recall [1/2, 1/2, 1] ->
+    # (6 * 1 + 5 * 2/3) / 11 = 28/33; under COCO's, instance 1 is gone: tp, tp, fp -> every level at 1 -> 1
+    dets3 = [det(strip(1, 10, (0, 6), (0, 10), (6, 10)), [1, 1, 1], [0.9, 0.8, 0.7])]
+    assert evaluate_sds(dets3, gts, 0.3)["mAP@0.3"] == pytest.approx(28 / 33, abs=1e-15)
+    assert evaluate_sds(dets3, gts, 0.3, matching="coco")["mAP@0.3"] == 1.0
 
 
 def test_sds_threshold_is_inclusive_and_equal_ious_take_lower_index():
     """IoU exactly at the threshold is a tp; of equal IoUs the lower instance index is taken."""
     # prediction 0 = [0, 8) has IoU 4/8 = 1/2 with both instances [0, 4) and [4, 8): takes instance 0 (tp at 0.5)
-    # prediction 1 = [0, 4): instance 0 is taken, instance 1 has IoU 0 -> fp.  Recall 1/2 at precision 1: 6/11
+    # prediction 1 = [0, 4): official, its best instance is instance 0 (IoU 1), taken -> a repeat, fp; coco,
+    # instance 1 (IoU 0) is the only one left -> fp.  Recall 1/2 at precision 1: 6/11.  (Had prediction 0 taken
+    # instance 1, prediction 1 would be a tp and the AP 1.)
     gts = [gt(strip(1, 8, (0, 4), (4, 8)), [1, 1])]
     dets = [det(strip(1, 8, (0, 8), (0, 4)), [1, 1], [0.9, 0.8])]
-    m = evaluate_sds(dets, gts, iou_thresholds=[0.5, 0.7])
-    assert m["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
-    # at 0.7 prediction 0 misses (1/2 < 0.7) and prediction 1 then takes instance 0 (IoU 1): fp, tp ->
-    # precision [0, 1/2], recall [0, 1/2] -> 1/2 at the 6 levels up to 0.5 -> 3/11
-    assert m["mAP@0.7"] == pytest.approx(3 / 11, abs=1e-15)
+    for matching in ("official", "coco"):
+        m = evaluate_sds(dets, gts, iou_thresholds=[0.5, 0.7], matching=matching)
+        assert m["mAP@0.5"] == pytest.approx(6 / 11, abs=1e-15)
+        # at 0.7 prediction 0 misses (1/2 < 0.7) and prediction 1 then takes instance 0 (IoU 1): fp, tp ->
+        # precision [0, 1/2], recall [0, 1/2] -> 1/2 at the 6 levels up to 0.5 -> 3/11
+        assert m["mAP@0.7"] == pytest.approx(3 / 11, abs=1e-15)
     # 7 of 10 pixels: IoU 7/10, equal to the double 0.7, counts at 0.7
     seven = evaluate_sds([det(strip(1, 10, (0, 7)), [1], [1.0])], [gt(strip(1, 10, (0, 10)), [1])])
     assert seven["mAP@0.7"] == 1.0
 
 
-def test_sds_recall_levels_are_exact_tenths():
-    """A recall of exactly 3/10 counts at the 0.3 level: 3 of 10 instances found at precision 1 -> 4/11."""
+@pytest.mark.parametrize(("found", "official", "tenths"), [
+    # k of 10 instances found, at precision 1 throughout: recall k/10; AP = (levels reached) / 11.
+    # "tenths": levels 0, 0.1, ..., k/10 -> k + 1 levels.  "official" (np.arange(0, 1.1, 0.1)): the same, except
+    # where the level is the double just above k/10: k = 3 (0.30000000000000004), 6 (0.6000000000000001) and
+    # 7 (0.7000000000000001) miss their own level -> k levels
+    (1, 2 / 11, 2 / 11), (2, 3 / 11, 3 / 11), (3, 3 / 11, 4 / 11), (4, 5 / 11, 5 / 11), (5, 6 / 11, 6 / 11),
+    (6, 6 / 11, 7 / 11), (7, 7 / 11, 8 / 11), (8, 9 / 11, 9 / 11), (9, 10 / 11, 10 / 11), (10, 1.0, 1.0),
+])
+def test_sds_recall_levels(found, official, tenths):
+    """A recall of exactly 3/10 (6/10, 7/10) misses the level "0.3" (0.6, 0.7) by default, reaches it as k / 10."""
     instances = np.eye(10, dtype=bool)[:, None, :]  # 10 one-pixel instances in a 1 x 10 image
-    m = evaluate_sds([det(instances[:3], [1, 1, 1], [0.9, 0.8, 0.7])], [gt(instances, [1] * 10)])
-    # levels 0, .1, .2, .3 reached with precision 1 (np.arange(0, 1.1, 0.1)'s 0.30000000000000004 would miss .3)
-    assert m["mAP@0.5"] == pytest.approx(4 / 11, abs=1e-15)
-    # area: 3 steps of 1/10 at precision 1
-    assert evaluate_sds([det(instances[:3], [1, 1, 1], [0.9, 0.8, 0.7])], [gt(instances, [1] * 10)],
-                        use_07_metric=False)["mAP@0.5"] == pytest.approx(0.3, abs=1e-15)
+    dets = [det(instances[:found], [1] * found, np.linspace(0.9, 0.1, found))]
+    gts = [gt(instances, [1] * 10)]
+    assert evaluate_sds(dets, gts)["mAP@0.5"] == pytest.approx(official, abs=1e-15)
+    assert evaluate_sds(dets, gts, recall_levels="tenths")["mAP@0.5"] == pytest.approx(tenths, abs=1e-15)
+    # the levels are not read by the area: k steps of 1/10 at precision 1
+    for levels in ("official", "tenths"):
+        area = evaluate_sds(dets, gts, use_07_metric=False, recall_levels=levels)["mAP@0.5"]
+        assert area == pytest.approx(found / 10, abs=1e-15)
+
+
+def test_sds_recall_level_constants():
+    """The named level sets: np.arange(0, 1.1, 0.1)'s doubles (three just above their tenth) and k / 10; read-only."""
+    official, tenths = SDS_RECALL_LEVELS["official"], SDS_RECALL_LEVELS["tenths"]
+    assert official.tolist() == [0.0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5, 0.6000000000000001,
+                                 0.7000000000000001, 0.8, 0.9, 1.0]
+    assert tenths.tolist() == [k / 10 for k in range(11)]
+    assert np.flatnonzero(official != tenths).tolist() == [3, 6, 7]
+    with pytest.raises(ValueError, match="read-only"):
+        official[3] = 0.3
+    assert SDS_MATCHING == ("official", "coco")
 
 
 def test_sds_class_without_ground_truth_or_without_predictions():
@@ -455,24 +551,25 @@ def sds_sets(draw):
     return [d for d, _ in images], [g for _, g in images]
 
 
-@given(sds_sets(), st.booleans())
-def test_sds_properties(sets, use_07):
+@given(sds_sets(), st.booleans(), st.sampled_from(SDS_MATCHING), st.sampled_from(sorted(SDS_RECALL_LEVELS)))
+def test_sds_properties(sets, use_07, matching, levels):
     """AP is in [0, 1] exactly where a class has ground truth (nan elsewhere); a false positive ranked last
-    changes nothing; the ground truth itself as predictions scores 1."""
+    changes nothing; the ground truth itself as predictions scores 1; for every option."""
     dets, gts = sets
-    m = evaluate_sds(dets, gts, use_07_metric=use_07)
+    options = {"use_07_metric": use_07, "matching": matching, "recall_levels": levels}
+    m = evaluate_sds(dets, gts, **options)
     for c, ap in m["per_class"][0.5].items():
         has_gt = any((g.labels == c).any() for g in gts)
         assert (0 <= ap <= 1) if has_gt else math.isnan(ap)
     # a prediction of every class on empty ground, scored 0 (below all): recall does not move, nothing changes
     h, w = gts[0].masks.shape[1:]
     extra_image = (det(np.ones((2, h, w)), [1, 2], [0.0, 0.0]), gt(np.zeros((0, h, w)), []))
-    m2 = evaluate_sds([*dets, extra_image[0]], [*gts, extra_image[1]], use_07_metric=use_07)
+    m2 = evaluate_sds([*dets, extra_image[0]], [*gts, extra_image[1]], **options)
     for t in (0.5, 0.7):
         for c, ap in m["per_class"][t].items():
             assert ap == m2["per_class"][t][c] or (math.isnan(ap) and math.isnan(m2["per_class"][t][c]))
     perfect = [det(g.masks, g.labels, np.ones(len(g.labels))) for g in gts]
-    assert all(ap == 1.0 for ap in evaluate_sds(perfect, gts, use_07_metric=use_07)["per_class"][0.7].values())
+    assert all(ap == 1.0 for ap in evaluate_sds(perfect, gts, **options)["per_class"][0.7].values())
 
 
 def test_sds_bad_input():
@@ -503,6 +600,16 @@ def test_sds_bad_input():
         evaluate_sds(dets, gts, iou_thresholds=["0.5"])
     with pytest.raises(TypeError, match="use_07_metric"):
         evaluate_sds(dets, gts, use_07_metric="yes")
+    with pytest.raises(ValueError, match=r"matching must be one of \('official', 'coco'\), got 'voc'"):
+        evaluate_sds(dets, gts, matching="voc")
+    with pytest.raises(TypeError, match="matching must be a str"):
+        evaluate_sds(dets, gts, matching=None)
+    with pytest.raises(ValueError, match=r"recall_levels must be one of \('official', 'tenths'\), got 'coco'"):
+        evaluate_sds(dets, gts, recall_levels="coco")
+    with pytest.raises(TypeError, match="recall_levels must be a str"):
+        evaluate_sds(dets, gts, recall_levels=11)
+    with pytest.raises(TypeError, match="positional"):  # the options are keyword-only
+        evaluate_sds(dets, gts, 0.5, True, "coco")
 
 
 # ------------------------------------------------------------------------------------ evaluate_coco: checked input
