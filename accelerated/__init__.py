@@ -2,8 +2,8 @@
 
 Each module mirrors its reference module, with the same public names and signatures plus ``backend=``:
 ``assemble`` (``ps_assemble``, ``ps_assemble_backward``), ``nms`` (``nms``, ``batched_nms``), ``paste``
-(``paste_masks``), ``voting`` (``mask_voting``) and ``detect`` (``detect``, the whole inference graph with those
-kernels).  ``backend`` is one of ``"numba-cpu"``, ``"numba-cuda"``,
+(``paste_masks``), ``voting`` (``mask_voting``), ``joint`` (``joint_forward``) and ``detect`` (``detect``, the
+whole inference graph with those kernels).  ``backend`` is one of ``"numba-cpu"``, ``"numba-cuda"``,
 ``"cupy"``, or ``None`` for the fastest available (:func:`resolve_backend`; :func:`available_backends` says what this
 machine can run).  Inputs may be NumPy or CuPy arrays; results have the type of the input.
 

@@ -2,16 +2,18 @@ r"""The FCIS inference graph on a backend: the twin of :mod:`fcis_twin.reference
 
 The graph is written once, in :func:`fcis_twin.reference.detect.detect`; it calls its heavy stages through a
 :class:`~fcis_twin.reference.detect.Kernels` record.  Here that record holds a backend's kernels: the RPN's NMS,
-both assembly passes and the box regression's assembly, and mask voting with its paste.  The light array code
-between them (anchors, decoding, clipping, the joint formulation, the box regression's average) is the reference's
+both assembly passes and the box regression's assembly, the joint formulation, and mask voting with its paste.
+The light array code between them (anchors, decoding, clipping, the box regression's average) is the reference's
 NumPy.
 
 Agreement with the reference: NMS and voting give the reference's results exactly on every backend.  The assembly
 kernels compute each bin as the reference's loop template does (a float32 sum in row-major order, one division),
 where the vectorised reference reads a float64 summed-area table and rounds once, so assembled maps, and the
 class probabilities, masks and box deltas made from them, may differ from the reference's in the last bits
-(``tests/test_assemble.py`` bounds that difference).  Such a difference changes a detection only where it moves a
-score across a tie or a threshold; on the oracle scenes of the test suite the detections are equal.
+(``tests/test_assemble.py`` bounds that difference); the joint kernels' ``exp`` adds a last-bit difference to the
+mask probabilities (:mod:`fcis_twin.accelerated.joint`).  Such a difference changes a detection only where it
+moves a score across a tie or a threshold, or a voted pixel across ``binary_threshold``; on the oracle scenes of
+the test suite the detections are equal.
 """
 
 import functools
@@ -30,6 +32,7 @@ def kernels(backend=None):
         An unknown or unavailable backend.
     """
     from .assemble import ps_assemble
+    from .joint import joint_forward
     from .nms import nms
     from .voting import mask_voting
 
@@ -37,6 +40,7 @@ def kernels(backend=None):
     return Kernels(
         nms=functools.partial(nms, backend=backend),
         ps_assemble=functools.partial(ps_assemble, backend=backend),
+        joint_forward=functools.partial(joint_forward, backend=backend),
         mask_voting=functools.partial(mask_voting, backend=backend),
     )
 

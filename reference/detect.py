@@ -38,11 +38,12 @@ class Kernels(NamedTuple):
 
     nms: Callable  #: the RPN's NMS (:func:`fcis_twin.reference.nms.nms`)
     ps_assemble: Callable  #: both assembly passes and the box regression (:func:`.ps_assemble`)
+    joint_forward: Callable  #: the joint formulation of both passes (:func:`.joint_forward`)
     mask_voting: Callable  #: per-class NMS, voting and pasting (:func:`.mask_voting`)
 
 
 #: The reference's kernels, :func:`detect`'s default.
-REFERENCE_KERNELS = Kernels(nms, ps_assemble, mask_voting)
+REFERENCE_KERNELS = Kernels(nms, ps_assemble, joint_forward, mask_voting)
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         Default :data:`DEFAULT_CONFIG`.
     kernels : Kernels
         The functions that do the heavy work (default :data:`REFERENCE_KERNELS`); the rest of the graph (anchors,
-        decoding, the joint formulation, the box regression's average) is NumPy here whatever they are.
+        decoding, clipping, the box regression's average) is NumPy here whatever they are.
 
     Returns
     -------
@@ -237,10 +238,10 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         nms_threshold=cfg.rpn_nms_threshold, min_size=cfg.min_size, nms_kernel=kernels.nms,
     )
 
-    first = _assembly_pass(seg_maps, proposals, cfg, kernels.ps_assemble)
+    first = _assembly_pass(seg_maps, proposals, cfg, kernels)
     bbox_deltas = _regression(bbox_maps, proposals, cfg, kernels.ps_assemble)
     regressed = clip_boxes(decode_boxes(proposals, bbox_deltas, HEAD_STDS), image_shape)
-    second = _assembly_pass(seg_maps, regressed, cfg, kernels.ps_assemble)
+    second = _assembly_pass(seg_maps, regressed, cfg, kernels)
 
     boxes = np.concatenate([first.boxes, second.boxes])  # (2R, 4)
     voting_rois = _large_enough(boxes, cfg.min_drop_size)  # (M,)
@@ -262,10 +263,10 @@ def _rois(boxes):
     return np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes], axis=1)
 
 
-def _assembly_pass(seg_maps, boxes, cfg, assemble):
-    assembled = assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
+def _assembly_pass(seg_maps, boxes, cfg, kernels):
+    assembled = kernels.ps_assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
                             spatial_scale=1.0 / cfg.stride)  # (R, 2*C, P, P)
-    joint = joint_forward(assembled)
+    joint = kernels.joint_forward(assembled)
     return PassOutput(boxes, assembled, joint.mask_prob, joint.cls_score, joint.cls_prob)
 
 

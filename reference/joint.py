@@ -4,8 +4,10 @@ Each class has an assembled pair of maps, outside and inside.  Per pixel, a soft
 probability; the larger of the pair, averaged over the ROI, gives the class score, and a softmax over classes the
 class probability.  Both sub-tasks read the same two maps, with no extra parameters.
 
-The private ``_forward`` and ``_backward`` compute in the dtype they are given (float64 for gradient checks); the
-public functions validate, convert to float32, and call them.
+:func:`joint_forward_arrays` and the private ``_backward`` compute in the dtype they are given (float64 for gradient
+checks); the public functions validate (:func:`check_joint_args`), convert to float32, and call them.
+``joint_forward_arrays`` is written with NumPy functions only, so that it runs on a CuPy array too, through NumPy's
+dispatch.
 """
 
 from typing import NamedTuple
@@ -59,7 +61,7 @@ def joint_forward(assembled):
     >>> out.cls_prob  # softmax of (ln 3, 0) = (3, 1) / 4
     array([[0.75, 0.25]], dtype=float32)
     """
-    return JointOutput(*_forward(_check_assembled(assembled)))
+    return JointOutput(*joint_forward_arrays(check_joint_args(assembled)))
 
 
 def joint_backward(assembled, grad_mask_prob=None, grad_cls_score=None, grad_cls_prob=None):
@@ -94,7 +96,7 @@ def joint_backward(assembled, grad_mask_prob=None, grad_cls_score=None, grad_cls
     >>> joint_backward(np.zeros((1, 2, 1, 1), np.float32), np.ones((1, 1, 1, 1)), np.ones((1, 1))).ravel()
     array([0.75, 0.25], dtype=float32)
     """
-    x = _check_assembled(assembled)
+    x = check_joint_args(assembled)
     R, C, P = x.shape[0], x.shape[1] // 2, x.shape[2]
     grads = [
         None if g is None else _check_grad(name, g, shape)
@@ -107,8 +109,10 @@ def joint_backward(assembled, grad_mask_prob=None, grad_cls_score=None, grad_cls
     return _backward(x, *grads)
 
 
-def _check_assembled(assembled):
-    x = as_array("assembled", assembled, ndim=4)
+def check_joint_args(assembled, *, device=False):
+    """``assembled`` as a float32 ``(R, 2*C, P, P)`` array with ``C >= 1``, ``P >= 1``, finite; the one check of the
+    joint formulation, shared with the accelerated twin (``device``: a GPU array is checked where it is)."""
+    x = as_array("assembled", assembled, ndim=4, device=device)
     _, c2, ph, pw = x.shape
     if c2 == 0 or c2 % 2:
         raise ValueError(f"assembled must have an even, positive channel count 2*C (outside/inside pairs), got {c2}")
@@ -134,12 +138,13 @@ def _split(x):
     return outside, inside, d, np.exp(-np.abs(d))
 
 
-def _forward(x):
+def joint_forward_arrays(x):
+    """``(mask_prob, cls_score, cls_prob)`` of checked ``(R, 2*C, P, P)`` maps, in their dtype and array module."""
     outside, inside, d, e = _split(x)
     one = x.dtype.type(1)
     mask_prob = np.where(d >= 0, one / (one + e), e / (one + e))
     cls_score = _cls_score(outside, inside)
-    return mask_prob, cls_score, _softmax(cls_score)
+    return mask_prob, cls_score, class_softmax(cls_score)
 
 
 def _cls_score(outside, inside):
@@ -148,8 +153,9 @@ def _cls_score(outside, inside):
     return (np.maximum(outside, inside).sum(axis=(2, 3), dtype=np.float64) / (P * P)).astype(outside.dtype)
 
 
-def _softmax(score):
-    """Softmax over the class axis of ``(R, C)`` scores, subtracting the row maximum first."""
+def class_softmax(score):
+    """Softmax over the class axis of ``(R, C)`` scores, subtracting the row maximum first: ``cls_prob`` of
+    :func:`joint_forward` from its ``cls_score``."""
     with np.errstate(over="ignore"):  # a spread beyond the float range gives -inf, whose exp is the right 0
         z = score - score.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -169,7 +175,7 @@ def _backward(x, grad_mask_prob, grad_cls_score, grad_cls_prob):
     if grad_cls_score is not None:
         grad_score += grad_cls_score
     if grad_cls_prob is not None:
-        q = _softmax(_cls_score(outside, inside))
+        q = class_softmax(_cls_score(outside, inside))
         grad_score += q * (grad_cls_prob - (q * grad_cls_prob).sum(axis=1, keepdims=True))
     per_pixel = (grad_score / x.dtype.type(P * P))[:, :, None, None]  # (R, C, 1, 1)
     inside_wins = inside > outside  # a tie goes to the outside channel

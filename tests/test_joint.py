@@ -151,7 +151,7 @@ def untied(draw):
 
 
 def _loss(x, grads):
-    return sum(np.vdot(g, out) for g, out in zip(grads, joint._forward(x), strict=True))
+    return sum(np.vdot(g, out) for g, out in zip(grads, joint.joint_forward_arrays(x), strict=True))
 
 
 #: Finite-difference step: the gap of at least 0.01 keeps every pair untied within +-STEP.
