@@ -5,6 +5,7 @@
 of 2 (the scenes are 240 x 320 pixels, not 600 x 1000), which the oracle uses too.  Notebooks import it from here.
 """
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -281,7 +282,8 @@ def _zoom(ax, box, h, w, margin=0.4):
     clean_axes(ax)
 
 
-def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter, backend="reference"):
+def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter, backend="reference",
+                    masks="full"):
     """FCIS on the oracle outputs of every image of a COCO-format set, scored with COCO AP and SBD mAP^r.
 
     Parameters
@@ -295,6 +297,9 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
         Wraps the image iterator, e.g. ``tqdm.tqdm`` for a progress bar.
     backend : str or None
         Where the inference runs, as in :func:`run_oracle_pipeline`.
+    masks : {"full", "official"}
+        The voted masks at the image's resolution (this project's), or as the official code evaluates them, squeezed
+        to ``P x P`` and pasted back (:func:`fcis_twin.reference.official.official_resampling`).
 
     Returns
     -------
@@ -304,11 +309,15 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
     from .reference.evaluate import detections_to_coco, evaluate_coco, evaluate_sds
 
     n = len(coco_set) if limit is None else min(as_int("limit", limit, low=1), len(coco_set))
+    if masks not in ("full", "official"):
+        raise ValueError(f"masks must be 'full' or 'official', got {masks!r}")
     results, detections, truths = [], [], []
     for i in progress(range(n)):
         record = coco_set[i]
         _, stages = run_oracle_pipeline(record.to_scene(), config, num_classes=len(coco_set.class_names),
                                         backend=backend)
+        if masks == "official":
+            stages = _officially_resampled(stages)
         results += detections_to_coco(stages.detections, record.image_id, coco_set.category_ids)
         detections.append(stages.detections)
         truths.append(record)
@@ -319,3 +328,19 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
         "coco": evaluate_coco(results, coco_set.coco(), image_ids=image_ids),
         "sds": evaluate_sds(detections, truths),
     }
+
+
+def _officially_resampled(stages):
+    """``stages`` with the detections' masks resampled as the official code evaluates them."""
+    from .reference.official import official_resampling, voted_averages
+
+    cfg, keep = stages.config, stages.voting_rois
+    boxes = np.concatenate([stages.first.boxes, stages.second.boxes])[keep]
+    cls_masks = np.concatenate([stages.first.mask_prob, stages.second.mask_prob])[keep]
+    cls_probs = np.concatenate([stages.first.cls_prob, stages.second.cls_prob])[keep]
+    image_shape = stages.detections.masks.shape[1:]
+    averages = voted_averages(boxes, cls_masks, cls_probs, image_shape, stages.detections,
+                              vote_threshold=cfg.vote_threshold)
+    masks = official_resampling(averages, stages.detections, output_size=cfg.output_size,
+                                binary_threshold=cfg.binary_threshold)
+    return dataclasses.replace(stages, detections=dataclasses.replace(stages.detections, masks=masks))

@@ -169,9 +169,7 @@ def mask_voting(
     pastes = {}  # (j, c) -> (y0, x0, values): each voter pasted once
     out_masks, kept = [], []
     for i, (r, c) in enumerate(zip(rois, labels, strict=True)):
-        voters = np.flatnonzero(_iou(boxes[r], boxes) >= a.vote_threshold)  # ascending j
-        if r not in voters:  # a zero-area box has IoU 0 with itself, yet always votes for itself
-            voters = np.union1d(voters, [r])
+        voters = voters_of(boxes, r, a.vote_threshold)
         for j in voters:
             if (j, c) not in pastes:
                 pastes[j, c] = paste_region(cls_masks[j, c], regions[j])
@@ -381,29 +379,48 @@ def sort_and_cut(rois, labels, scores, max_detections):
     return rois[order].astype(np.int64), labels[order].astype(np.int64)
 
 
-def _vote(voters, regions, probs, binary_threshold, height, width):
-    """Weighted average of the voters' pasted regions in their union window, binarized into an (H, W) mask.
+def voters_of(boxes, r, vote_threshold):
+    """The ROIs that vote for ROI ``r``, ascending: ``IoU(boxes[j], boxes[r]) >= vote_threshold``, and ``r`` itself
+    (a zero-area box has IoU 0 with itself, yet always votes for itself)."""
+    voters = np.flatnonzero(_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
+    return voters if r in voters else np.union1d(voters, [r])
 
-    ``regions`` holds ``(y0, x0, values)`` per voter; ``probs`` is ``cls_probs[:, c]``.  Returns None when the
-    weights sum to 0 or the mask is empty.
+
+def voted_average(voters, regions, probs):
+    """The weighted average of the voters' pasted regions in their union window: ``(top, left, average)`` with the
+    float32 ``average`` of image rows ``[top, top + h)`` and columns ``[left, left + w)``, or None when the weights
+    sum to 0.  Pixels outside the window average to 0.
+
+    ``regions`` holds ``(y0, x0, values)`` per voter (:func:`fcis_twin.reference.paste.paste_region`); ``probs`` is
+    ``cls_probs[:, c]``.  Numerator and denominator are each summed in float32 over ascending voters, then divided
+    once: the values :func:`mask_voting` binarizes.
     """
     total = np.float32(0)
     for j in voters:
         total = total + probs[j]  # float32, ascending j
     if not total > 0:
         return None
-    mask = np.zeros((height, width), bool)  # where no voter reaches, the average is 0: False
     nonempty = [(y0, x0, v) for y0, x0, v in regions if v.size]
-    if nonempty:
-        top = min(y0 for y0, _, _ in nonempty)
-        left = min(x0 for _, x0, _ in nonempty)
-        bottom = max(y0 + v.shape[0] for y0, _, v in nonempty)
-        right = max(x0 + v.shape[1] for _, x0, v in nonempty)
-        # the window: image rows [top, bottom), columns [left, right)
-        acc = np.zeros((bottom - top, right - left), np.float32)
-        for j, (y0, x0, v) in zip(voters, regions, strict=True):
-            if v.size:
-                acc[y0 - top : y0 - top + v.shape[0], x0 - left : x0 - left + v.shape[1]] += probs[j] * v
-        mask[top:bottom, left:right] = acc / total >= binary_threshold
+    if not nonempty:
+        return 0, 0, np.zeros((0, 0), np.float32)
+    top = min(y0 for y0, _, _ in nonempty)
+    left = min(x0 for _, x0, _ in nonempty)
+    bottom = max(y0 + v.shape[0] for y0, _, v in nonempty)
+    right = max(x0 + v.shape[1] for _, x0, v in nonempty)
+    acc = np.zeros((bottom - top, right - left), np.float32)  # the window: rows [top, bottom), columns [left, right)
+    for j, (y0, x0, v) in zip(voters, regions, strict=True):
+        if v.size:
+            acc[y0 - top : y0 - top + v.shape[0], x0 - left : x0 - left + v.shape[1]] += probs[j] * v
+    return top, left, acc / total
+
+
+def _vote(voters, regions, probs, binary_threshold, height, width):
+    """The :func:`voted_average` binarized into an (H, W) mask; None when the weights sum to 0 or it is empty."""
+    average = voted_average(voters, regions, probs)
+    if average is None:
+        return None
+    top, left, values = average
+    mask = np.zeros((height, width), bool)  # where no voter reaches, the average is 0: False
+    mask[top : top + values.shape[0], left : left + values.shape[1]] = values >= binary_threshold
     return mask if mask.any() else None
 
