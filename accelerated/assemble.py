@@ -27,6 +27,7 @@ from ..reference.assemble import (
     check_assemble_args,
     check_backward_args,
     check_channels,
+    finite_where_read,
 )
 from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
 from ._float32 import mul_rn
@@ -42,7 +43,10 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
     Parameters
     ----------
     score_maps, rois, group_size, output_size, spatial_scale
-        As the reference; each array may be NumPy or CuPy (``score_maps`` is checked where it is).
+        As the reference; each array may be NumPy or CuPy.  ``score_maps`` is not scanned: only the outputs are
+        checked, and a NaN or infinite one (a bin read such a value, or its float32 sum overflowed) raises the
+        reference's error, naming the same bin
+        (:func:`fcis_twin.reference.assemble.finite_where_read`).
     backend : {None, "numba-cpu", "numba-cuda", "cupy"}
         ``None`` picks the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
 
@@ -53,8 +57,10 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
 
     Notes
     -----
-    The GPU backends run one output element ``(n, c_out, ph, pw)`` per thread, Numba-CPU one output channel per CPU
-    thread (every ROI in turn); each element sums its bin row-major in float32 and divides by the float32 bin area.
+    The GPU backends run one output element ``(n, c_out, ph, pw)`` per thread.  Numba-CPU runs one output channel
+    per CPU thread (every ROI in turn) or, where the ROIs' bins are many for the map (:data:`CHANNELS_LAST`), one
+    ROI per thread on a channels-last copy of the map, all ``C_out`` outputs of a bin side by side.  Every element
+    sums its bin row-major in float32 and divides by the float32 bin area.
 
     Examples
     --------
@@ -64,17 +70,20 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
              [10.5, 12.5]]]], dtype=float32)
     """
     backend = resolve_backend(backend)
-    x = as_array("score_maps", score_maps, ndim=4, device=True)
+    x = as_array("score_maps", score_maps, ndim=4, finite="converted", device=True)
     rois_host, k, P, s = check_assemble_args(to_host(rois), x.shape[0], group_size, output_size, spatial_scale)
     C_out = check_channels("score_maps", x.shape[1], k)
     rois_host = np.ascontiguousarray(rois_host)  # the kernels read each ROI as ROI_FIELDS consecutive floats
     out_shape = (rois_host.shape[0], C_out, P, P)
     if backend == "numba-cpu":
-        out = _ps_assemble_numba_cpu(np.ascontiguousarray(to_host(x)), rois_host, k, P, s, out_shape)
+        out, finite = _ps_assemble_numba_cpu(np.ascontiguousarray(to_host(x)), rois_host, k, P, s, out_shape)
     elif backend == "numba-cuda":
-        out = _ps_assemble_cuda(to_numba_device(x), cuda.to_device(rois_host), k, P, s, out_shape)
+        out, finite = _ps_assemble_cuda(to_numba_device(x), cuda.to_device(rois_host), k, P, s, out_shape)
     else:
-        out = _ps_assemble_cupy(cupy_array(x), cupy_array(rois_host), k, P, s, out_shape)
+        out, finite = _ps_assemble_cupy(cupy_array(x), cupy_array(rois_host), k, P, s, out_shape)
+    if not finite:  # a bin read NaN or infinity, or its float32 sum overflowed: the reference names the first
+        finite_where_read(to_host(x), rois_host, k, P, s)
+        raise AssertionError("ps_assemble: a non-finite output that the reference's check does not explain")
     return like(out, score_maps, rois)
 
 
@@ -121,14 +130,20 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
 
 
 def _ps_assemble_numba_cpu(x, rois, k, P, s, out_shape):
-    top_data = np.zeros(out_shape, np.float32)
-    _forward_cpu(x, rois, k, P, s, top_data)
-    return top_data
+    """The output and whether it is finite everywhere, from the kernel that suits the sizes (:data:`CHANNELS_LAST`)."""
+    top_data = np.empty(out_shape, np.float32)
+    bins = _bin_table_cpu(rois, x.shape[2], x.shape[3], k, P, s)
+    N, channels, height, width = x.shape
+    if out_shape[0] * P * P >= CHANNELS_LAST * k * k * height * width * N:
+        finite = _forward_channels_last_cpu(_channels_last_cpu(x, k * k), rois, bins, top_data)
+    else:
+        finite = _forward_cpu(x, rois, bins, top_data)
+    return top_data, bool(finite.all())
 
 
 def _ps_assemble_backward_numba_cpu(top_diff, rois, k, P, s, input_shape):
     bottom_diff = np.zeros(input_shape, np.float32)
-    _backward_cpu(top_diff, rois, k, P, s, bottom_diff)
+    _backward_cpu(top_diff, rois, _bin_table_cpu(rois, input_shape[2], input_shape[3], k, P, s), bottom_diff)
     return bottom_diff
 
 
@@ -137,9 +152,10 @@ def _ps_assemble_backward_numba_cpu(top_diff, rois, k, P, s, input_shape):
 
 def _ps_assemble_cuda(x, rois, k, P, s, out_shape):
     top_data = cuda.device_array(out_shape, np.float32)
+    non_finite = cuda.to_device(np.zeros(1, np.int32))  # set by any thread whose output is NaN or infinite
     if top_data.size:
-        launch(_forward_kernel, blocks(top_data.size))(x, rois, k, P, s, top_data)
-    return top_data
+        launch(_forward_kernel, blocks(top_data.size))(x, rois, k, P, s, top_data, non_finite)
+    return top_data, not non_finite.copy_to_host()[0]
 
 
 def _ps_assemble_backward_cuda(top_diff, rois, k, P, s, input_shape):
@@ -166,7 +182,7 @@ def _ps_assemble_cupy(x, rois, k, P, s, out_shape):
             (x, rois, np.int64(top_data.size), np.int32(channels), np.int32(height), np.int32(width),
              np.int32(out_shape[1]), np.int32(k), np.int32(P), np.float32(s), top_data),
         )
-    return top_data
+    return top_data, bool(cupy.isfinite(top_data).all())
 
 
 def _ps_assemble_backward_cupy(top_diff, rois, k, P, s, input_shape):
@@ -186,9 +202,6 @@ def _ps_assemble_backward_cupy(top_diff, rois, k, P, s, input_shape):
 # ----------------------------------------------------------------------------------------------- kernels
 
 
-#: Columns of the CPU kernels' bin edges, ``edges[n, p]``: rows ``[HSTART, HEND)`` of bin row ``p`` and columns
-#: ``[WSTART, WEND)`` of bin column ``p`` of ROI ``n``.
-EDGE_HSTART, EDGE_HEND, EDGE_WSTART, EDGE_WEND = range(4)
 #: float32 values at least this large are integers already.
 _INTEGRAL = np.float32(2**23)
 _ZERO = np.float32(0)
@@ -243,92 +256,156 @@ def _part_cell(p, group_size, output_size):
     return (p * group_size) // output_size
 
 
-@numba.njit(cache=True)
-def _geometry_cpu(rois, height, width, group_size, output_size, spatial_scale):
-    """The bins of every ROI and the part cells, computed once for all channels.
+#: numba-cpu runs the channels-last kernel when the ROIs' bins (``R*P*P``) number at least this fraction of a score
+#: map's pixels across its ``k*k`` part channels (``N*k*k*H*W``): then a transposed copy of the map pays for itself.
+#: One FCIS-COCO pass (300 ROIs, P = 21) is at 1.1, the assemble_pk sweep (P = 7) at 0.13 and below.
+CHANNELS_LAST = 0.25
+#: Fields of the CPU kernels' bin table, ``bins[n, ph*P + pw]``: the part cell ``gh*k + gw``, the first row and
+#: column of the bin, and its rows and columns (0 for an empty bin).
+BIN_PART, BIN_HSTART, BIN_WSTART, BIN_ROWS, BIN_COLS = range(5)
 
-    Returns ``edges``, ``(R, P, 4)`` int64 with ``hstart, hend`` of row ``p`` and ``wstart, wend`` of column ``p``,
-    and ``part``, ``(P,)`` int64 with the part cell of bin ``p`` along either axis.
-    """
-    edges = np.empty((rois.shape[0], output_size, 4), np.int64)
+
+@numba.njit(cache=True)
+def _bin_table_cpu(rois, height, width, group_size, output_size, spatial_scale):
+    """``(R, P*P, 5)`` int64: every bin of every ROI (fields ``BIN_*``), computed once for all channels."""
+    bins = np.empty((rois.shape[0], output_size * output_size, 5), np.int64)
     for n in range(rois.shape[0]):
-        for p in range(output_size):  # bin (p, p) holds row p's and column p's edges
-            hstart, hend, wstart, wend = _bin_edges(p, p, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2],
-                                                    rois[n, ROI_Y2], height, width, output_size, spatial_scale)
-            edges[n, p, EDGE_HSTART], edges[n, p, EDGE_HEND] = hstart, hend
-            edges[n, p, EDGE_WSTART], edges[n, p, EDGE_WEND] = wstart, wend
-    part = np.empty(output_size, np.int64)
-    for p in range(output_size):
-        part[p] = _part_cell(p, group_size, output_size)
-    return edges, part
+        for ph in range(output_size):
+            for pw in range(output_size):
+                hstart, hend, wstart, wend = _bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2],
+                                                        rois[n, ROI_Y2], height, width, output_size, spatial_scale)
+                gh = _part_cell(ph, group_size, output_size)
+                gw = _part_cell(pw, group_size, output_size)
+                empty = hend <= hstart or wend <= wstart
+                row = bins[n, ph * output_size + pw]
+                row[BIN_PART], row[BIN_HSTART], row[BIN_WSTART] = gh * group_size + gw, hstart, wstart
+                row[BIN_ROWS] = 0 if empty else hend - hstart
+                row[BIN_COLS] = 0 if empty else wend - wstart
+    return bins
 
 
 @cpu_kernel()
-def _forward_cpu(bottom_data, rois, group_size, output_size, spatial_scale, top_data):
+def _forward_cpu(bottom_data, rois, bins, top_data):
     """One output channel ``c_out`` per thread, every ROI in turn, each output element as in the loop template.
 
     Channel-major rather than ROI-major for the cache: the ``k*k`` input channels of one ``c_out`` (470 KB at
-    FCIS-COCO size) stay in cache while all the ROIs read them.
+    FCIS-COCO size) stay in cache while all the ROIs read them.  Returns ``finite``, ``(C_out,)`` bool: whether
+    every output of the channel is finite.
     """
-    height, width = bottom_data.shape[2], bottom_data.shape[3]
-    num_rois, output_dim = top_data.shape[0], top_data.shape[1]
-    edges, part = _geometry_cpu(rois, height, width, group_size, output_size, spatial_scale)
+    num_rois, output_dim, output_size = top_data.shape[0], top_data.shape[1], top_data.shape[2]
+    kk = bottom_data.shape[1] // output_dim
+    finite = np.ones(output_dim, np.bool_)
     for c_out in numba.prange(output_dim):
         for n in range(num_rois):
             roi_batch_ind = int(rois[n, ROI_BATCH])
             for ph in range(output_size):
-                hstart, hend, gh = edges[n, ph, EDGE_HSTART], edges[n, ph, EDGE_HEND], part[ph]
                 for pw in range(output_size):
-                    wstart, wend, gw = edges[n, pw, EDGE_WSTART], edges[n, pw, EDGE_WEND], part[pw]
-                    if hend <= hstart or wend <= wstart:
-                        continue  # an empty bin stays 0
+                    part, hstart, wstart, rows, cols = bins[n, ph * output_size + pw]
+                    if rows == 0:
+                        top_data[n, c_out, ph, pw] = 0  # an empty bin
+                        continue
                     # the mean of the bin in its part cell's channel, as in the loop template
-                    c = (c_out * group_size + gh) * group_size + gw
-                    plane = bottom_data[roi_batch_ind, c]  # (H, W) view
+                    plane = bottom_data[roi_batch_ind, c_out * kk + part]  # (H, W) view
                     out_sum = _ZERO
-                    for h in range(hstart, hend):
-                        for w in range(wstart, wend):
+                    for h in range(hstart, hstart + rows):
+                        for w in range(wstart, wstart + cols):
                             out_sum += plane[h, w]
-                    bin_area = np.float32((hend - hstart) * (wend - wstart))
-                    top_data[n, c_out, ph, pw] = out_sum / bin_area
+                    top_data[n, c_out, ph, pw] = out_sum / np.float32(rows * cols)
+                    if not math.isfinite(out_sum):
+                        finite[c_out] = False
+    return finite
 
 
 @cpu_kernel()
-def _backward_cpu(top_diff, rois, group_size, output_size, spatial_scale, bottom_diff):
+def _channels_last_cpu(bottom_data, kk):
+    """``(N, C_out*kk, H, W)`` score maps as ``(N, kk, H, W, C_out)``: the ``C_out`` values that one bin's pixel
+    feeds side by side.  A transpose of each image's ``(C_out, kk*H*W)`` matrix in 64 x 64 blocks (each block's
+    reads and writes stay in the L1 cache)."""
+    N, channels, height, width = bottom_data.shape
+    output_dim, pixels = channels // kk, kk * height * width
+    out = np.empty((N, kk, height, width, output_dim), np.float32)
+    block = 64
+    for b in range(N):
+        src = bottom_data[b].reshape(output_dim, pixels)
+        dst = out[b].reshape(pixels, output_dim)
+        for i in numba.prange((pixels + block - 1) // block):
+            m0, m1 = i * block, min(i * block + block, pixels)
+            for c0 in range(0, output_dim, block):
+                for c in range(c0, min(c0 + block, output_dim)):
+                    for m in range(m0, m1):
+                        dst[m, c] = src[c, m]
+    return out
+
+
+@cpu_kernel()
+def _forward_channels_last_cpu(maps, rois, bins, top_data):
+    """One ROI per thread; each bin's ``C_out`` outputs summed side by side (SIMD) from the channels-last maps.
+
+    Every output element is still its bin's row-major float32 sum divided by the float32 area, as in the loop
+    template, so the result is that of :func:`_forward_cpu` bit for bit.  A row of bins is gathered ``(P, C_out)``
+    and then written out channel by channel.  Returns ``finite``, ``(R,)`` bool: whether every output of the ROI
+    is finite.
+    """
+    num_rois, output_dim, output_size = top_data.shape[0], top_data.shape[1], top_data.shape[2]
+    finite = np.ones(num_rois, np.bool_)
+    for n in numba.prange(num_rois):
+        roi_batch_ind = int(rois[n, ROI_BATCH])
+        row = np.empty((output_size, output_dim), np.float32)  # one row of bins, (pw, c_out)
+        for ph in range(output_size):
+            for pw in range(output_size):
+                part, hstart, wstart, rows, cols = bins[n, ph * output_size + pw]
+                out_sum = row[pw]
+                out_sum[:] = 0  # an empty bin stays 0
+                for h in range(hstart, hstart + rows):
+                    for w in range(wstart, wstart + cols):
+                        pixel = maps[roi_batch_ind, part, h, w]  # (C_out,)
+                        for c_out in range(output_dim):
+                            out_sum[c_out] += pixel[c_out]
+                if rows:
+                    bin_area = np.float32(rows * cols)
+                    for c_out in range(output_dim):
+                        out_sum[c_out] /= bin_area
+            for c_out in range(output_dim):
+                for pw in range(output_size):
+                    top_data[n, c_out, ph, pw] = row[pw, c_out]
+            if not np.isfinite(row).all():
+                finite[n] = False
+    return finite
+
+
+@cpu_kernel()
+def _backward_cpu(top_diff, rois, bins, bottom_diff):
     """One output channel ``c_out`` per thread, free of races: the ``k*k`` channels it writes are its alone.
 
     Within a thread the ROIs, bins and pixels run in the loop template's order, so every pixel receives its
     float32 additions in the template's order and the result agrees with it bit for bit.
     """
-    height, width = bottom_diff.shape[2], bottom_diff.shape[3]
-    num_rois, output_dim = top_diff.shape[0], top_diff.shape[1]
-    edges, part = _geometry_cpu(rois, height, width, group_size, output_size, spatial_scale)
+    num_rois, output_dim, output_size = top_diff.shape[0], top_diff.shape[1], top_diff.shape[2]
+    kk = bottom_diff.shape[1] // output_dim
     for c_out in numba.prange(output_dim):
         for n in range(num_rois):
             roi_batch_ind = int(rois[n, ROI_BATCH])
             for ph in range(output_size):
-                hstart, hend, gh = edges[n, ph, EDGE_HSTART], edges[n, ph, EDGE_HEND], part[ph]
                 for pw in range(output_size):
-                    wstart, wend, gw = edges[n, pw, EDGE_WSTART], edges[n, pw, EDGE_WEND], part[pw]
-                    if hend <= hstart or wend <= wstart:
+                    part, hstart, wstart, rows, cols = bins[n, ph * output_size + pw]
+                    if rows == 0:
                         continue  # an empty bin spreads nothing
                     # the bin's share per pixel, added to every pixel of the bin in its part cell's channel
-                    c = (c_out * group_size + gh) * group_size + gw
-                    plane = bottom_diff[roi_batch_ind, c]  # (H, W) view
-                    bin_area = np.float32((hend - hstart) * (wend - wstart))
-                    diff_val = top_diff[n, c_out, ph, pw] / bin_area
-                    for h in range(hstart, hend):
-                        for w in range(wstart, wend):
+                    plane = bottom_diff[roi_batch_ind, c_out * kk + part]  # (H, W) view
+                    diff_val = top_diff[n, c_out, ph, pw] / np.float32(rows * cols)
+                    for h in range(hstart, hstart + rows):
+                        for w in range(wstart, wstart + cols):
                             plane[h, w] += diff_val
 
 
 @kernel
-def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, top_data):
+def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, top_data, non_finite):
     """One thread per output element ``(n, c_out, ph, pw)``, ``pw`` fastest: consecutive threads write consecutive
     outputs (coalesced stores) and read neighbouring bins.
 
     The bin is summed row-major in float32 and divided by its float32 area, as in the loop template.  No atomics and
     no shared memory: each output is written by its own thread only, and bins are too small to be worth staging.
+    A thread whose output is NaN or infinite sets ``non_finite[0]`` (every such thread writes the same 1).
     """
     i = cuda.grid(1)
     if i >= top_data.size:
@@ -356,6 +433,8 @@ def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, t
             out_sum += bottom_data[roi_batch_ind, c, h, w]
     bin_area = np.float32((hend - hstart) * (wend - wstart))
     top_data[n, c_out, ph, pw] = out_sum / bin_area
+    if not math.isfinite(out_sum):
+        non_finite[0] = 1
 
 
 @kernel

@@ -41,8 +41,10 @@ def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, de
         Required length of the last axis.
     dtype : numpy dtype
         The dtype to convert to.
-    finite : bool
-        Reject NaN and infinity.
+    finite : bool or "converted"
+        ``True`` rejects NaN and infinity; ``"converted"`` rejects only finite values that the conversion to
+        ``dtype`` turns into infinity (a float64 ``1e39`` given for float32), and costs nothing when ``x`` already
+        has ``dtype``: for a caller that checks finiteness itself, where it reads (``ps_assemble``).
     device : bool
         Keep a GPU array (:func:`is_device_array`) where it is; anything else becomes an ndarray.
     """
@@ -65,12 +67,24 @@ def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, de
         return _as_bool(name, arr)
     with np.errstate(over="ignore"):  # reported below, naming the argument
         converted = arr.astype(dtype, copy=False)
+    if finite == "converted":
+        if converted is not arr and np.issubdtype(converted.dtype, np.floating) and arr.size:
+            overflowed = ~np.isfinite(converted)
+            if np.issubdtype(arr.dtype, np.floating):
+                overflowed &= np.isfinite(arr)
+            if bool(overflowed.any()):
+                _raise_out_of_range(name, dtype)
+        return converted
     if finite and np.issubdtype(converted.dtype, np.floating) and arr.size and not bool(np.isfinite(converted).all()):
         if np.issubdtype(arr.dtype, np.floating) and not bool(np.isfinite(arr).all()):
             raise ValueError(f"{name} must be finite (no NaN or infinity)")
-        raise ValueError(f"{name} must lie within the range of {np.dtype(dtype).name} (largest magnitude "
-                         f"{float(np.finfo(dtype).max):.4g}): a value overflows to infinity")
+        _raise_out_of_range(name, dtype)
     return converted
+
+
+def _raise_out_of_range(name, dtype):
+    raise ValueError(f"{name} must lie within the range of {np.dtype(dtype).name} (largest magnitude "
+                     f"{float(np.finfo(dtype).max):.4g}): a value overflows to infinity")
 
 
 def _as_bool(name, arr):

@@ -16,6 +16,8 @@ MIN_ROI_SIZE = np.float32(0.1)
 MAX_SCALED_COORD = 1e30
 #: Columns of an ROI: its image in the batch, then its half-open box in input-image pixels.  The kernels use the same.
 ROI_BATCH, ROI_X1, ROI_Y1, ROI_X2, ROI_Y2 = range(5)
+#: float32's largest value: a bin whose float32 sum passes it overflows to infinity.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
@@ -87,7 +89,9 @@ def ps_assemble_loop(score_maps, rois, *, group_size, output_size, spatial_scale
     Parameters
     ----------
     score_maps : (N, C_out*k*k, H, W) float32 array_like
-        Position-sensitive score maps; channel ``(c_out*k + gh)*k + gw``.
+        Position-sensitive score maps; channel ``(c_out*k + gh)*k + gw``.  Finite wherever a bin reads it, with
+        every bin's float32 sum within float32's range (:func:`finite_where_read`); values that no bin reads are
+        not looked at.
     rois : (R, 5) float32 array_like
         ``(batch_index, x1, y1, x2, y2)``, half-open, input-image pixels.
     group_size : int
@@ -119,28 +123,31 @@ def ps_assemble_loop(score_maps, rois, *, group_size, output_size, spatial_scale
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]], dtype=float32)
     """
-    bottom_data = as_array("score_maps", score_maps, ndim=4)
+    bottom_data = as_array("score_maps", score_maps, ndim=4, finite="converted")
     num, channels, height, width = bottom_data.shape
     rois, k, P, s = check_assemble_args(rois, num, group_size, output_size, spatial_scale)
     output_dim = check_channels("score_maps", channels, k)
     top_data = np.zeros((rois.shape[0], output_dim, P, P), np.float32)
-    for n in range(rois.shape[0]):
-        roi_batch_ind = int(rois[n, ROI_BATCH])
-        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
-        for c_out in range(output_dim):
-            for ph in range(P):
-                for pw in range(P):
-                    hstart, hend, wstart, wend = hstarts[ph], hends[ph], wstarts[pw], wends[pw]
-                    is_empty = hend <= hstart or wend <= wstart
-                    gw = (pw * k) // P
-                    gh = (ph * k) // P
-                    c = (c_out * k + gh) * k + gw
-                    out_sum = np.float32(0)
-                    for h in range(hstart, hend):
-                        for w in range(wstart, wend):
-                            out_sum += bottom_data[roi_batch_ind, c, h, w]
-                    bin_area = np.float32((hend - hstart) * (wend - wstart))
-                    top_data[n, c_out, ph, pw] = 0 if is_empty else out_sum / bin_area
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum that overflows or reads NaN is reported below
+        for n in range(rois.shape[0]):
+            roi_batch_ind = int(rois[n, ROI_BATCH])
+            hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
+            for c_out in range(output_dim):
+                for ph in range(P):
+                    for pw in range(P):
+                        hstart, hend, wstart, wend = hstarts[ph], hends[ph], wstarts[pw], wends[pw]
+                        is_empty = hend <= hstart or wend <= wstart
+                        gw = (pw * k) // P
+                        gh = (ph * k) // P
+                        c = (c_out * k + gh) * k + gw
+                        out_sum = np.float32(0)
+                        for h in range(hstart, hend):
+                            for w in range(wstart, wend):
+                                out_sum += bottom_data[roi_batch_ind, c, h, w]
+                        bin_area = np.float32((hend - hstart) * (wend - wstart))
+                        top_data[n, c_out, ph, pw] = 0 if is_empty else out_sum / bin_area
+    if not np.isfinite(top_data).all():  # a bin read NaN or infinity, or its float32 sum overflowed
+        finite_where_read(bottom_data, rois, k, P, s)  # raises, naming the first such bin
     return top_data
 
 
@@ -153,7 +160,9 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
     -----
     Bin sums come from a float64 summed-area table of each channel, gathered for all ROIs at once; the mean is
     taken in float64 and rounded once to float32.  The loop sums in float32 instead, so the two agree to about
-    ``bin_area * 2**-24`` times the mean absolute value of the bin (the tests write the bound out).
+    ``bin_area * 2**-24`` times the mean absolute value of the bin (the tests write the bound out).  Finiteness
+    is checked first (:func:`finite_where_read`), where the loop and the kernels check only when an output is not
+    finite; both raise the same error for the same bin.
 
     Examples
     --------
@@ -163,20 +172,97 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
     array([[[[2.5, 3.5],
              [6.5, 7.5]]]], dtype=float32)
     """
-    x = as_array("score_maps", score_maps, ndim=4)
+    x = as_array("score_maps", score_maps, ndim=4, finite="converted")
     N, CKK, H, W = x.shape
     rois, k, P, s = check_assemble_args(rois, N, group_size, output_size, spatial_scale)
-    C_out = check_channels("score_maps", CKK, k)
-    hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
-    sat = np.zeros((N, CKK, H + 1, W + 1), np.float64)  # sat[..., h, w] = sum of x[..., :h, :w]
-    sat[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
-    b = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
-    c = _channels(C_out, k, P)  # (C_out, P, P)
-    hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
-    ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
-    total = sat[b, c, he, we] - sat[b, c, hs, we] - sat[b, c, he, ws] + sat[b, c, hs, ws]  # (R, C_out, P, P)
-    area = (he - hs) * (we - ws)  # (R, 1, P, P), never negative: clipping keeps start <= end
-    return np.where(area > 0, total / np.maximum(area, 1), 0.0).astype(np.float32)
+    check_channels("score_maps", CKK, k)
+    x = finite_where_read(x, rois, k, P, s)  # NaN and infinity where no bin reads them become 0
+    bins = _Bins(x.shape, rois, k, P, s)
+    total = bins.sums(x)  # (R, C_out, P, P) float64
+    return np.where(bins.area > 0, total / np.maximum(bins.area, 1), 0.0).astype(np.float32)
+
+
+class _Bins:
+    """Every bin of an assembly, for gathering from summed-area tables: ``sums(values)`` is the float64 sum of
+    ``values`` over each bin, ``(R, C_out, P, P)``; ``area`` is ``(R, 1, P, P)``; ``channel`` ``(C_out, P, P)``."""
+
+    def __init__(self, shape, rois, k, P, s):
+        N, CKK, H, W = shape
+        hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) out
+        self.batch = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
+        self.channel = _channels(CKK // (k * k), k, P)  # (C_out, P, P)
+        self.hs, self.he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
+        self.ws, self.we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
+        self.area = (self.he - self.hs) * (self.we - self.ws)  # never negative: clipping keeps start <= end
+
+    def sums(self, values):
+        N, CKK, H, W = values.shape
+        sat = np.zeros((N, CKK, H + 1, W + 1), np.float64)  # sat[..., h, w] = sum of values[..., :h, :w]
+        sat[:, :, 1:, 1:] = values.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
+        b, c, hs, he, ws, we = self.batch, self.channel, self.hs, self.he, self.ws, self.we
+        return sat[b, c, he, we] - sat[b, c, hs, we] - sat[b, c, he, ws] + sat[b, c, hs, ws]
+
+    def name(self, index):
+        """``'bin (ph, pw) of ROI n (channel c)'`` for an ``(n, c_out, ph, pw)`` index."""
+        n, c_out, ph, pw = (int(i) for i in index)
+        return f"bin ({ph}, {pw}) of ROI {n} (channel {int(self.channel[c_out, ph, pw])})"
+
+
+def finite_where_read(score_maps, rois, k, P, s):
+    r"""The score maps with every NaN or infinity that no bin reads set to 0; an error where a bin reads one, or
+    where a bin's float32 sum overflows.
+
+    Every backend's ``ps_assemble`` keeps this contract: only the values that some bin reads must be finite, and
+    every bin's float32 sum (row-major, as the loop template adds) must stay within float32's range.  The
+    reference calls this before it assembles; the loop template and the kernels only when an output came out NaN
+    or infinite, which happens exactly when one of the two fails.  So checking costs nothing where all is well,
+    and every backend names the same bin: the first in ``(n, c_out, ph, pw)`` order.
+
+    Parameters
+    ----------
+    score_maps : (N, C_out*k*k, H, W) float32 ndarray
+    rois : (R, 5) float32 ndarray
+    k, P, s
+        Validated arguments (:func:`check_assemble_args`).
+
+    Returns
+    -------
+    score_maps : float32 ndarray
+        ``score_maps`` itself when it is finite everywhere; otherwise a copy with 0 where it was not (no bin reads
+        those values, so any number serves, and a summed-area table needs a finite one).
+
+    Raises
+    ------
+    ValueError
+        A bin reads NaN or infinity, or (every value it reads finite) its float32 sum overflows.
+    """
+    x = score_maps
+    bins = _Bins(x.shape, rois, k, P, s)
+    finite = np.isfinite(x)
+    if not finite.all():
+        reads_bad = bins.sums(~finite) > 0  # (R, C_out, P, P): a count of the non-finite values each bin reads
+        if reads_bad.any():
+            raise ValueError(f"score_maps must be finite where the ROIs read it (no NaN or infinity): "
+                             f"{bins.name(np.argwhere(reads_bad)[0])} reads one")
+        x = np.where(finite, x, np.float32(0))
+    # A float32 running sum of n values is at most sum|x| * (1 + 2**-24)**n in magnitude: only bins where that
+    # bound reaches FLOAT32_MAX can overflow, and those (rare) are added up in float32, in the loop's order.
+    largest = float(max(x.max(initial=0), -x.min(initial=0)))
+    most = int(bins.area.max(initial=0))
+    if largest * most * (1 + 2.0**-24) ** most < FLOAT32_MAX:
+        return x
+    bound = bins.sums(np.abs(x)) * (1 + 2.0**-24) ** bins.area.astype(np.float64)
+    for index in np.argwhere(bound >= FLOAT32_MAX * (1 - 2.0**-40)):  # (n, c_out, ph, pw) order
+        n, c_out, ph, pw = index
+        c = bins.channel[c_out, ph, pw]
+        rows = slice(int(bins.hs[n, 0, ph, 0]), int(bins.he[n, 0, ph, 0]))
+        cols = slice(int(bins.ws[n, 0, 0, pw]), int(bins.we[n, 0, 0, pw]))
+        with np.errstate(over="ignore"):
+            total = np.add.accumulate(x[int(bins.batch[n, 0, 0, 0]), c, rows, cols].ravel(), dtype=np.float32)
+        if total.size and not np.isfinite(total[-1]):
+            raise ValueError(f"score_maps is too large where the ROIs read it: the float32 sum over "
+                             f"{bins.name(index)} overflows (largest float32 {FLOAT32_MAX:.4g}); scale the maps down")
+    return x
 
 
 def _channels(C_out, k, P):

@@ -41,6 +41,7 @@ from fcis_twin.reference.assemble import (
 
 from .fakes import DeviceArray, on_device
 from .test_assemble import ETA32, U32, _diff_error, _grads, _kw, _sat_error, _within, problems
+from .test_assemble_finite import numba_cpu_kernel
 
 SIMULATED = "numba-cuda" in available_backends() and cuda_simulated()
 #: Backends that this machine runs with small hypothesis inputs: Numba-CPU and, under the simulator or on a GPU,
@@ -144,11 +145,14 @@ def _agree_adjoint(problem, grad, backend):
 # ----------------------------------------------------------------------------------------------- Numba-CPU
 
 
-@given(problems())
+@pytest.mark.parametrize("kernel", ["direct", "channels-last"])
+@given(problem=problems())
 @_with_examples(EXAMPLES)
-def test_numba_cpu_forward_matches_loop(problem):
-    """Numba-CPU assembles bit for bit as the loop template, and within the bound of the vectorized reference."""
-    _agree_forward(problem, "numba-cpu")
+def test_numba_cpu_forward_matches_loop(kernel, problem):
+    """Both Numba-CPU kernels assemble bit for bit as the loop template, and within the bound of the vectorized
+    reference."""
+    with numba_cpu_kernel(kernel):
+        _agree_forward(problem, "numba-cpu")
 
 
 @given(backward_problems())
@@ -181,6 +185,8 @@ def test_numba_cpu_many_rois(P):
     _agree_backward((x, rois[sample], kw), grad[sample], "numba-cpu", exact=True)
     out = acc.ps_assemble(x, rois, **kw, backend="numba-cpu")
     np.testing.assert_array_equal(out[sample], ps_assemble_loop(x, rois[sample], **kw))
+    with numba_cpu_kernel("direct" if R * P * P >= acc.CHANNELS_LAST * 9 * 30 * 40 * 2 else "channels-last"):
+        np.testing.assert_array_equal(acc.ps_assemble(x, rois, **kw, backend="numba-cpu"), out)  # the other kernel
     mean_abs = ps_assemble(np.abs(x), rois, **kw).astype(np.float64)
     _within(out, ps_assemble(x, rois, **kw), (30 * 40 + 2) * U32 * mean_abs + _sat_error(x) + ETA32)
     g = acc.ps_assemble_backward(grad, rois, x.shape, **kw, backend="numba-cpu")
@@ -399,11 +405,12 @@ def test_backward_rejects_bad_input_as_the_reference(backend, case):
 def test_device_check_of_maps_is_the_reference_check(maps):
     """Score maps checked where they live (a stand-in GPU array) raise as on the host, or stay there as float32."""
     try:
-        expected = as_array("score_maps", maps, ndim=4)
+        expected = as_array("score_maps", maps, ndim=4, finite="converted")
     except (TypeError, ValueError) as error:
-        _same_error(_error(lambda: as_array("score_maps", on_device(maps), ndim=4, device=True)), error)
+        _same_error(_error(lambda: as_array("score_maps", on_device(maps), ndim=4, finite="converted", device=True)),
+                    error)
     else:
-        got = as_array("score_maps", on_device(maps), ndim=4, device=True)
+        got = as_array("score_maps", on_device(maps), ndim=4, finite="converted", device=True)
         assert isinstance(got, DeviceArray) and got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
 
