@@ -69,14 +69,36 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, bac
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]], dtype=float32)
     """
+    return _assemble(score_maps, rois, group_size, output_size, spatial_scale, resolve_backend(backend), None)
+
+
+def reusing_layouts(backend=None):
+    """:func:`ps_assemble` for several calls on the same score maps, as ``detect``'s two passes make.
+
+    Numba-CPU's channels-last copy of a map (:data:`CHANNELS_LAST`) is made on the first call that needs it and
+    kept, with the map it was made from, for the later calls given that same array object; the last
+    :data:`REUSED_LAYOUTS` maps are kept (``detect`` alternates between its mask and its box maps).  A map must not
+    change in place between the calls.
+    """
     backend = resolve_backend(backend)
+    layouts = {}
+
+    def assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
+        return _assemble(score_maps, rois, group_size, output_size, spatial_scale, backend, layouts)
+
+    return assemble
+
+
+def _assemble(score_maps, rois, group_size, output_size, spatial_scale, backend, layouts):
+    """:func:`ps_assemble` on a resolved backend; ``layouts`` (a dict, or None) keeps channels-last copies."""
     x = as_array("score_maps", score_maps, ndim=4, finite="converted", device=True)
     rois_host, k, P, s = check_assemble_args(to_host(rois), x.shape[0], group_size, output_size, spatial_scale)
     C_out = check_channels("score_maps", x.shape[1], k)
     rois_host = np.ascontiguousarray(rois_host)  # the kernels read each ROI as ROI_FIELDS consecutive floats
     out_shape = (rois_host.shape[0], C_out, P, P)
     if backend == "numba-cpu":
-        out, finite = _ps_assemble_numba_cpu(np.ascontiguousarray(to_host(x)), rois_host, k, P, s, out_shape)
+        out, finite = _ps_assemble_numba_cpu(np.ascontiguousarray(to_host(x)), rois_host, k, P, s, out_shape,
+                                             layouts)
     elif backend == "numba-cuda":
         out, finite = _ps_assemble_cuda(to_numba_device(x), cuda.to_device(rois_host), k, P, s, out_shape)
     else:
@@ -129,16 +151,24 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
 # ----------------------------------------------------------------------------------------------- Numba-CPU
 
 
-def _ps_assemble_numba_cpu(x, rois, k, P, s, out_shape):
-    """The output and whether it is finite everywhere, from the kernel that suits the sizes (:data:`CHANNELS_LAST`)."""
+def _ps_assemble_numba_cpu(x, rois, k, P, s, out_shape, layouts=None):
+    """The output and whether it is finite everywhere, from the kernel that suits the sizes (:data:`CHANNELS_LAST`);
+    ``layouts`` (a dict, or None) keeps the channels-last copy of ``x`` for later calls (:func:`reusing_layouts`)."""
     top_data = np.empty(out_shape, np.float32)
     bins = _bin_table_cpu(rois, x.shape[2], x.shape[3], k, P, s)
     N, channels, height, width = x.shape
-    if out_shape[0] * P * P >= CHANNELS_LAST * k * k * height * width * N:
-        finite = _forward_channels_last_cpu(_channels_last_cpu(x, k * k), rois, bins, top_data)
+    if out_shape[0] * P * P < CHANNELS_LAST * k * k * height * width * N:
+        return top_data, bool(_forward_cpu(x, rois, bins, top_data).all())
+    key = (id(x), k)
+    if layouts is not None and key in layouts and layouts[key][0] is x:
+        maps = layouts[key][1]
     else:
-        finite = _forward_cpu(x, rois, bins, top_data)
-    return top_data, bool(finite.all())
+        maps = _channels_last_cpu(x, k * k)
+        if layouts is not None:
+            while len(layouts) >= REUSED_LAYOUTS:  # the oldest goes
+                del layouts[next(iter(layouts))]
+            layouts[key] = (x, maps)  # x held too, so that its id names it while the copy is kept
+    return top_data, bool(_forward_channels_last_cpu(maps, rois, bins, top_data).all())
 
 
 def _ps_assemble_backward_numba_cpu(top_diff, rois, k, P, s, input_shape):
@@ -260,6 +290,8 @@ def _part_cell(p, group_size, output_size):
 #: map's pixels across its ``k*k`` part channels (``N*k*k*H*W``): then a transposed copy of the map pays for itself.
 #: One FCIS-COCO pass (300 ROIs, P = 21) is at 1.1, the assemble_pk sweep (P = 7) at 0.13 and below.
 CHANNELS_LAST = 0.25
+#: Channels-last copies that :func:`reusing_layouts` keeps: the mask maps and the box maps of one image.
+REUSED_LAYOUTS = 2
 #: Fields of the CPU kernels' bin table, ``bins[n, ph*P + pw]``: the part cell ``gh*k + gw``, the first row and
 #: column of the bin, and its rows and columns (0 for an empty bin).
 BIN_PART, BIN_HSTART, BIN_WSTART, BIN_ROWS, BIN_COLS = range(5)
@@ -267,20 +299,29 @@ BIN_PART, BIN_HSTART, BIN_WSTART, BIN_ROWS, BIN_COLS = range(5)
 
 @numba.njit(cache=True)
 def _bin_table_cpu(rois, height, width, group_size, output_size, spatial_scale):
-    """``(R, P*P, 5)`` int64: every bin of every ROI (fields ``BIN_*``), computed once for all channels."""
-    bins = np.empty((rois.shape[0], output_size * output_size, 5), np.int64)
+    """``(R, P*P, 5)`` int64: every bin of every ROI (fields ``BIN_*``), computed once for all channels.
+
+    Row ``ph``'s edges come from bin ``(ph, ph)`` and column ``pw``'s from bin ``(pw, pw)``: a bin's rows depend on
+    ``ph`` alone and its columns on ``pw`` alone, so ``2P`` edge computations per ROI serve all ``P*P`` bins.
+    """
+    P = output_size
+    bins = np.empty((rois.shape[0], P * P, 5), np.int64)
+    hstart, hend = np.empty(P, np.int64), np.empty(P, np.int64)
+    wstart, wend = np.empty(P, np.int64), np.empty(P, np.int64)
     for n in range(rois.shape[0]):
-        for ph in range(output_size):
-            for pw in range(output_size):
-                hstart, hend, wstart, wend = _bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2],
-                                                        rois[n, ROI_Y2], height, width, output_size, spatial_scale)
-                gh = _part_cell(ph, group_size, output_size)
-                gw = _part_cell(pw, group_size, output_size)
-                empty = hend <= hstart or wend <= wstart
-                row = bins[n, ph * output_size + pw]
-                row[BIN_PART], row[BIN_HSTART], row[BIN_WSTART] = gh * group_size + gw, hstart, wstart
-                row[BIN_ROWS] = 0 if empty else hend - hstart
-                row[BIN_COLS] = 0 if empty else wend - wstart
+        for p in range(P):
+            hstart[p], hend[p], wstart[p], wend[p] = _bin_edges(
+                p, p, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2], height, width, P,
+                spatial_scale)
+        for ph in range(P):
+            gh = _part_cell(ph, group_size, P)
+            for pw in range(P):
+                empty = hend[ph] <= hstart[ph] or wend[pw] <= wstart[pw]
+                row = bins[n, ph * P + pw]
+                row[BIN_PART] = gh * group_size + _part_cell(pw, group_size, P)
+                row[BIN_HSTART], row[BIN_WSTART] = hstart[ph], wstart[pw]
+                row[BIN_ROWS] = 0 if empty else hend[ph] - hstart[ph]
+                row[BIN_COLS] = 0 if empty else wend[pw] - wstart[pw]
     return bins
 
 

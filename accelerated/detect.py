@@ -26,12 +26,16 @@ from ._backend import resolve_backend
 def kernels(backend=None):
     """The :class:`~fcis_twin.reference.detect.Kernels` of ``backend`` (None: the fastest available).
 
+    Its assembly keeps Numba-CPU's channels-last copy of the last score maps it assembled, for the next pass on
+    the same maps (:func:`fcis_twin.accelerated.assemble.reusing_layouts`); :func:`detect` makes a new record
+    for each call.
+
     Raises
     ------
     ValueError
         An unknown or unavailable backend.
     """
-    from .assemble import ps_assemble
+    from .assemble import reusing_layouts
     from .joint import joint_forward
     from .nms import nms
     from .voting import mask_voting
@@ -39,7 +43,7 @@ def kernels(backend=None):
     backend = resolve_backend(backend)
     return Kernels(
         nms=functools.partial(nms, backend=backend),
-        ps_assemble=functools.partial(ps_assemble, backend=backend),
+        ps_assemble=reusing_layouts(backend),  # both passes read one channels-last copy of the maps
         joint_forward=functools.partial(joint_forward, backend=backend),
         mask_voting=functools.partial(mask_voting, backend=backend),
     )

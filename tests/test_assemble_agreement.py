@@ -196,6 +196,23 @@ def test_numba_cpu_many_rois(P):
     _within(g, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
 
 
+def test_reusing_layouts_transposes_each_map_once(monkeypatch):
+    """detect's assembly makes one channels-last copy per map for all its passes, keeps the last two maps, and
+    assembles as ps_assemble does."""
+    made = []
+    transpose = acc._channels_last_cpu
+    monkeypatch.setattr(acc, "_channels_last_cpu", lambda x, kk: made.append(x) or transpose(x, kk))
+    rng = np.random.default_rng(0)
+    maps = [rng.standard_normal((1, 2 * 9, 6, 7)).astype(np.float32) for _ in range(3)]
+    rois = np.float32([[0, 0, 0, 50, 40], [0, 10, 20, 90, 100]])
+    kw = _kw(3, 4, 1 / 16)
+    assemble = acc.reusing_layouts("numba-cpu")
+    with numba_cpu_kernel("channels-last"):
+        for i in (0, 1, 0, 1, 2, 0):  # map 0 is copied again only after maps 1 and 2 came
+            np.testing.assert_array_equal(assemble(maps[i], rois, **kw), ps_assemble_loop(maps[i], rois, **kw))
+    assert [next(i for i, m in enumerate(maps) if m is x) for x in made] == [0, 1, 2, 0]
+
+
 # ----------------------------------------------------------------------------------------------- Numba-CUDA
 
 

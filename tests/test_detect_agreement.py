@@ -63,10 +63,13 @@ def test_numba_cuda_equals_the_reference_on_a_small_configuration(seed):
 
 
 def test_kernels_bind_the_backend():
-    """kernels(backend) holds the backend's three stage functions; an unknown backend is a ValueError."""
+    """kernels(backend) holds the backend's stage functions; an unknown backend is a ValueError."""
     bound = kernels("numba-cpu")
     assert isinstance(bound, Kernels)
-    assert all(k.keywords == {"backend": "numba-cpu"} for k in bound)
+    assert all(k.keywords == {"backend": "numba-cpu"} for k in (bound.nms, bound.joint_forward, bound.mask_voting))
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(bound.ps_assemble(x, [[0, 0, 0, 4, 4]], group_size=1, output_size=2,
+                                                    spatial_scale=1.0), [[[[2.5, 4.5], [10.5, 12.5]]]])
     with pytest.raises(ValueError, match="backend"):
         kernels("tpu")
 
