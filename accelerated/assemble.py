@@ -396,7 +396,8 @@ def _forward_channels_last_cpu(maps, rois, bins, top_data):
             for pw in range(output_size):
                 part, hstart, wstart, rows, cols = bins[n, ph * output_size + pw]
                 out_sum = row[pw]
-                out_sum[:] = 0  # an empty bin stays 0
+                for c_out in range(output_dim):
+                    out_sum[c_out] = 0  # an empty bin stays 0
                 for h in range(hstart, hstart + rows):
                     for w in range(wstart, wstart + cols):
                         pixel = maps[roi_batch_ind, part, h, w]  # (C_out,)
@@ -406,10 +407,12 @@ def _forward_channels_last_cpu(maps, rois, bins, top_data):
                     bin_area = np.float32(rows * cols)
                     for c_out in range(output_dim):
                         out_sum[c_out] /= bin_area
+            nan_if_not_finite = _ZERO  # v * 0 is NaN exactly when v is NaN or infinite
             for c_out in range(output_dim):
                 for pw in range(output_size):
                     top_data[n, c_out, ph, pw] = row[pw, c_out]
-            if not np.isfinite(row).all():
+                    nan_if_not_finite += row[pw, c_out] * _ZERO
+            if nan_if_not_finite != _ZERO:
                 finite[n] = False
     return finite
 

@@ -275,8 +275,11 @@ def _part_fractions(box, mask, window, stride, k):
     win_mask[: part.shape[0], : part.shape[1]] = part
     win_mask = win_mask.reshape(n_y, stride, n_x, stride)  # (nY, s, nX, s)
     area = np.float32(stride * stride)
-    f_cell = np.einsum("gya,hxb->ghyx", m_y, m_x) / area  # (k, k, nY, nX)
-    f_in = np.einsum("gya,hxb,yaxb->ghyx", m_y, m_x, win_mask) / area
+    # the membership is separable: f_cell is the outer product of the row and column block sums
+    f_cell = m_y.sum(axis=2)[:, None, :, None] * m_x.sum(axis=2)[None, :, None, :] / area  # (k, k, nY, nX)
+    # f_in in two contractions (each a small sum): over each feature column's pixels b, then each row's pixels a
+    in_cols = np.einsum("hxb,yaxb->hyax", m_x, win_mask)  # (k, nY, s, nX)
+    f_in = np.einsum("gya,hyax->ghyx", m_y, in_cols) / area  # (k, k, nY, nX)
     return f_cell.astype(np.float32), f_in.astype(np.float32)
 
 
