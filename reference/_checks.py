@@ -151,6 +151,18 @@ def as_labels(name, labels, length):
     return arr.astype(np.int64, copy=False)
 
 
+def as_class_labels(name, labels, length):
+    """``(length,)`` int64 foreground class labels (each >= 1; 0 is background); an empty list such as ``[]``
+    (float64 to NumPy) is an empty label array."""
+    arr = np.asarray(labels)
+    if arr.size == 0 and arr.dtype == np.float64:
+        labels = arr.astype(np.int64)
+    labels = as_labels(name, labels, length)
+    if (labels < 1).any():
+        raise ValueError(f"{name} must be >= 1 (0 is background)")
+    return labels
+
+
 def as_probabilities(name, x, *, ndim, device=False):
     """A float32 array of probabilities: finite and in ``[0, 1]`` (``device``: as :func:`as_array`)."""
     arr = as_array(name, x, ndim=ndim, device=device)

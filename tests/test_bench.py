@@ -33,9 +33,9 @@ def test_every_workload_builds_valid_inputs_for_the_reference():
     """Each workload's inputs at its smallest full-sweep size are accepted by the reference."""
     import numpy as np
 
-    for name, (_, _, reference, inputs, sweep, _, _) in bench.WORKLOADS.items():
-        args, kwargs = inputs(sweep[0] if name not in ("assemble", "assemble_backward") else 2,
-                              np.random.default_rng(0))
+    for name, (_, _, reference, inputs, sweep, quick, _) in bench.WORKLOADS.items():
+        size = {"assemble": 2, "assemble_backward": 2, "evaluate": quick[0]}.get(name, sweep[0])
+        args, kwargs = inputs(size, np.random.default_rng(0))
         reference(*args, **kwargs)
 
 
