@@ -416,6 +416,11 @@ def machine():
         info["numba"] = numba.__version__
     except Exception:
         pass
+    if _torchvision_peers():  # the peers' versions, where they ran
+        import torch
+        import torchvision
+
+        info["torch"], info["torchvision"] = torch.__version__, torchvision.__version__
     try:
         import cupy
 
