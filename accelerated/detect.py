@@ -4,7 +4,7 @@ The graph is written once, in :func:`fcis_twin.reference.detect.detect`; it call
 :class:`~fcis_twin.reference.detect.Kernels` record.  Here that record holds a backend's kernels: the RPN's NMS,
 both assembly passes and the box regression's assembly, the joint formulation, and mask voting with its paste.
 The light array code between them (anchors, decoding, clipping, the box regression's average) is the reference's
-NumPy.
+NumPy; CuPy network outputs give a record of CuPy arrays (:func:`detect`).
 
 Agreement with the reference: NMS and voting give the reference's results exactly on every backend.  The assembly
 kernels compute each bin as the reference's loop template does (a float32 sum in row-major order, one division),
@@ -16,11 +16,14 @@ moves a score across a tie or a threshold, or a voted pixel across ``binary_thre
 the test suite the detections are equal.
 """
 
+import dataclasses
 import functools
 
-from ..reference.detect import DEFAULT_CONFIG, Kernels
+import numpy as np
+
+from ..reference.detect import DEFAULT_CONFIG, FCISConfig, Kernels
 from ..reference.detect import detect as reference_detect
-from ._backend import resolve_backend
+from ._backend import is_cupy, resolve_backend, to_host
 
 
 def kernels(backend=None):
@@ -59,14 +62,36 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
     Parameters
     ----------
     rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config
-        As in the reference; NumPy arrays (the kernels copy to and from the GPU themselves).
+        As in the reference; NumPy or CuPy arrays.
     backend : {"numba-cpu", "numba-cuda", "cupy"} or None
         None: the fastest available (:func:`fcis_twin.accelerated.resolve_backend`).
 
     Returns
     -------
     stages : Stages
-        NumPy arrays throughout.
+        NumPy arrays throughout, or CuPy arrays throughout when any of the four network outputs is a CuPy array.
+
+    Notes
+    -----
+    The graph between the kernels is NumPy on the host: CuPy inputs are copied to the host once, each GPU kernel
+    copies its operands to the device and its results back, and the finished record is copied to the device.  A
+    graph that stays on the device, which the GPU timing target needs, is not written yet.
     """
-    return reference_detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config,
-                            kernels=kernels(backend))
+    outputs = (rpn_prob, rpn_deltas, seg_maps, bbox_maps)
+    stages = reference_detect(*(to_host(a) for a in outputs), image_shape, config, kernels=kernels(backend))
+    if any(is_cupy(a) for a in outputs):
+        import cupy
+
+        return arrays_converted(stages, cupy.asarray)
+    return stages
+
+
+def arrays_converted(record, convert):
+    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one) with every NumPy array in it
+    replaced by ``convert(array)``; the configuration and every other value unchanged."""
+    if isinstance(record, np.ndarray):
+        return convert(record)
+    if dataclasses.is_dataclass(record) and not isinstance(record, (type, FCISConfig)):
+        return dataclasses.replace(record, **{f.name: arrays_converted(getattr(record, f.name), convert)
+                                              for f in dataclasses.fields(record)})
+    return record

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from fcis_twin.accelerated._backend import available_backends
-from fcis_twin.accelerated.detect import detect, kernels
+from fcis_twin.accelerated.detect import arrays_converted, detect, kernels
 from fcis_twin.demo import SCENE_CONFIG, run_oracle_pipeline
 from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.detect import FCISConfig, Kernels
 from fcis_twin.reference.shapes import make_scene
 
+from .fakes import DeviceArray, on_device
 from .test_assemble import ETA32, U32, _sat_error, _within
 
 #: The oracle scenes of ``conftest.oracle_runs``.
@@ -60,6 +61,48 @@ def test_numba_cuda_equals_the_reference_on_a_small_configuration(seed):
     got = detect(*network_outputs(outputs), scene.image.shape[:2], SMALL, backend="numba-cuda")
     assert_same_detections(got, want)
     assert len(want.detections) > 0
+
+
+def _leaves(record, path="stages"):
+    """``(path, value)`` of every field of a Stages record, through its PassOutput and Detections parts."""
+    for name in getattr(record, "__dataclass_fields__", {}):
+        value = getattr(record, name)
+        if hasattr(value, "__dataclass_fields__") and name != "config":
+            yield from _leaves(value, f"{path}.{name}")
+        else:
+            yield f"{path}.{name}", value
+
+
+def test_every_array_of_the_record_is_converted(oracle_runs):
+    """What CuPy inputs get: every array of the Stages record on the device (here the stand-in), equal to the host
+    array; the configuration untouched.  The real CuPy path is test_gpu_cupy_inputs_give_cupy_stages."""
+    _, _, stages = oracle_runs[0]
+    moved = arrays_converted(stages, on_device)
+    assert moved.config is stages.config
+    leaves = dict(_leaves(moved))
+    arrays = {path: value for path, value in _leaves(stages) if isinstance(value, np.ndarray)}
+    assert len(arrays) == 22  # anchors to proposal scores 4, each pass 5, deltas, regressed, voting ROIs, detections 5
+    for path, value in arrays.items():
+        assert isinstance(leaves[path], DeviceArray), path
+        np.testing.assert_array_equal(leaves[path], value, err_msg=path)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["cupy", "numba-cuda"])
+def test_gpu_cupy_inputs_give_cupy_stages(oracle_runs, backend):
+    """CuPy network outputs: a record of CuPy arrays, equal to the one for NumPy inputs."""
+    cupy = pytest.importorskip("cupy")
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not available")
+    scene, outputs, want = oracle_runs[0]
+    got = detect(*(cupy.asarray(a) for a in network_outputs(outputs)), scene.image.shape[:2], SCENE_CONFIG,
+                 backend=backend)
+    host = dict(_leaves(detect(*network_outputs(outputs), scene.image.shape[:2], SCENE_CONFIG, backend=backend)))
+    for path, value in _leaves(got):
+        if isinstance(host[path], np.ndarray):
+            assert isinstance(value, cupy.ndarray), path
+            np.testing.assert_array_equal(value.get(), host[path], err_msg=path)
+    assert_same_detections(arrays_converted(got, cupy.asnumpy), want)
 
 
 def test_kernels_bind_the_backend():
