@@ -13,7 +13,7 @@ Subcommands:
     this machine cannot time is a usage error.
 
 ``fcis data make --out DIR [--n N] [--seed S] [--size H W] [--overwrite]``
-    Write a synthetic instance-segmentation set in COCO format: DIR/instances.json and DIR/images/*.png.  DIR
+    Write a synthetic instance-segmentation set in COCO format: ``DIR/instances.json`` and ``DIR/images/*.png``.  DIR
     must be missing or empty unless ``--overwrite``; the set appears in DIR only when complete.
 
 ``fcis evaluate --data DIR --oracle [--limit N] [--backend B]``

@@ -37,9 +37,9 @@ class Kernels(NamedTuple):
     """
 
     nms: Callable  #: the RPN's NMS (:func:`fcis_twin.reference.nms.nms`)
-    ps_assemble: Callable  #: both assembly passes and the box regression (:func:`.ps_assemble`)
-    joint_forward: Callable  #: the joint formulation of both passes (:func:`.joint_forward`)
-    mask_voting: Callable  #: per-class NMS, voting and pasting (:func:`.mask_voting`)
+    ps_assemble: Callable  #: the assembly passes and the box maps (:func:`fcis_twin.reference.assemble.ps_assemble`)
+    joint_forward: Callable  #: the joint formulation of both passes (:func:`fcis_twin.reference.joint.joint_forward`)
+    mask_voting: Callable  #: per-class NMS, voting and pasting (:func:`fcis_twin.reference.voting.mask_voting`)
 
 
 #: The reference's kernels, :func:`detect`'s default.

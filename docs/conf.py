@@ -1,0 +1,39 @@
+"""Sphinx configuration of the FCIS twin's documentation site.
+
+Build it from the checkout root with ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` after
+``python -m pip install ".[docs]"``.  The API pages are generated from the docstrings (autosummary, numpydoc); the
+Markdown pages are read by MyST-NB.
+"""
+
+import os
+import sys
+
+# the checkout root, so that fcis_twin imports from the tree being documented (fcis_twin/__init__.py maps the
+# reference/ and accelerated/ folders to their installed names)
+sys.path.insert(0, os.path.abspath(".."))
+
+project = "FCIS twin"
+
+extensions = [
+    "myst_nb",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}  # autosummary writes .rst
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+nb_execution_mode = "off"  # notebooks are executed by the test suite; the site shows what they hold
+
+autosummary_generate = True
+autodoc_default_options = {"members": True}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+html_theme = "pydata_sphinx_theme"
+html_title = "FCIS twin"
+html_theme_options = {"navigation_with_keys": False}
