@@ -8,7 +8,7 @@ Subcommands:
     when it has no suffix; replaced whole when it exists).
 
 ``fcis bench [--out DIR] [--quick] [--repeats N] [--backend B ...] [--workload W ...]``
-    Time the reference against every available backend (and torchvision's NMS when it is importable) on the
+    Time the reference against every available backend (and torchvision's NMS and ps_roi_pool where importable) on the
     FCIS-COCO workload and a sweep of sizes; write bench.json, bench.md and bench.png to DIR.  A ``--backend``
     this machine cannot time is a usage error.
 
