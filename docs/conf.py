@@ -24,10 +24,15 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}  # autosummary writes .rst
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/README.md"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-nb_execution_mode = "off"  # notebooks are executed by the test suite; the site shows what they hold
+# docs/notebooks links to the tutorials in notebooks/; they are stored without outputs and run at every build, so
+# that the site shows their figures (a cell that fails fails the build)
+nb_execution_mode = "force"
+nb_execution_timeout = 120
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
 
 autosummary_generate = True
 autodoc_default_options = {"members": True}
