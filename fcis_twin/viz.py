@@ -92,3 +92,43 @@ def clean_axes(ax):
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+#: Colours of :func:`mask_errors` (RGB in [0, 1]): neither mask, both, only the prediction, only the ground truth.
+ERROR_COLORS = {"neither": (0.92, 0.92, 0.92), "both": (0.55, 0.55, 0.55), "extra": (0.90, 0.10, 0.10),
+                "missed": (0.10, 0.30, 0.95)}
+
+
+def mask_errors(mask, truth):
+    """Where a predicted mask and the ground truth agree and differ, as an image, with the two error counts.
+
+    Parameters
+    ----------
+    mask, truth : (H, W) bool array_like
+        A predicted mask (or the union of several) and the ground truth.
+
+    Returns
+    -------
+    image : (H, W, 3) float ndarray
+        RGB in [0, 1], coloured by :data:`ERROR_COLORS`: light grey where neither holds the pixel, dark grey where
+        both do, red where only ``mask`` does (an extra pixel), blue where only ``truth`` does (a missed one).
+    extra, missed : int
+        The numbers of red and of blue pixels.
+
+    Examples
+    --------
+    >>> image, extra, missed = mask_errors([[True, True], [False, False]], [[True, False], [True, False]])
+    >>> extra, missed, image[0, 1].tolist() == list(ERROR_COLORS["extra"])
+    (1, 1, True)
+    """
+    from .reference._checks import as_array
+
+    mask = as_array("mask", mask, ndim=2, dtype=bool)
+    truth = as_array("truth", truth, ndim=2, dtype=bool)
+    if mask.shape != truth.shape:
+        raise ValueError(f"mask and truth must have the same shape, got {mask.shape} and {truth.shape}")
+    image = np.empty((*mask.shape, 3))
+    for where, name in ((~mask & ~truth, "neither"), (mask & truth, "both"), (mask & ~truth, "extra"),
+                        (~mask & truth, "missed")):
+        image[where] = ERROR_COLORS[name]
+    return image, int((mask & ~truth).sum()), int((~mask & truth).sum())

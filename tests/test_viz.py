@@ -1,0 +1,28 @@
+"""The drawing helpers that the demo and the notebooks share."""
+
+import numpy as np
+import pytest
+
+from fcis_twin.viz import ERROR_COLORS, mask_errors
+
+
+def test_mask_errors_colours_every_pixel_by_its_case():
+    """Each of the four cases gets its colour, and the counts are those of the two error cases."""
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 0]], bool)
+    truth = np.array([[1, 0, 1, 0], [1, 1, 0, 1]], bool)
+    image, extra, missed = mask_errors(mask, truth)
+    assert image.shape == (2, 4, 3) and (extra, missed) == (2, 2)
+    expected = [["both", "extra", "missed", "neither"], ["both", "both", "extra", "missed"]]
+    for y, row in enumerate(expected):
+        for x, case in enumerate(row):
+            np.testing.assert_array_equal(image[y, x], ERROR_COLORS[case], err_msg=f"pixel {(y, x)}")
+
+
+@pytest.mark.parametrize(("mask", "truth", "match"), [
+    (np.zeros((2, 2), bool), np.zeros((2, 3), bool), "same shape"),
+    (np.zeros((2, 2, 1), bool), np.zeros((2, 2), bool), "mask must be 2-d"),
+    (np.full((2, 2), 0.5), np.zeros((2, 2), bool), "mask must be a binary mask"),
+])
+def test_mask_errors_rejects_what_is_not_two_masks_of_one_shape(mask, truth, match):
+    with pytest.raises(ValueError, match=match):
+        mask_errors(mask, truth)
