@@ -304,7 +304,9 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
     Returns
     -------
     metrics : dict
-        ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...)}``.
+        ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...), "predictions":
+        [Detections, ...]}``: ``d`` detections in all, and each image's own (in the order of ``coco_set``), whose
+        indices ``evaluate_sds``'s ``"curves"`` use.
     """
     from .reference.evaluate import detections_to_coco, evaluate_coco, evaluate_sds
 
@@ -327,6 +329,7 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
         "detections": len(results),
         "coco": evaluate_coco(results, coco_set.coco(), image_ids=image_ids),
         "sds": evaluate_sds(detections, truths),
+        "predictions": detections,
     }
 
 

@@ -87,6 +87,39 @@ def part_mosaic(maps, k, gap=1):
     return out
 
 
+def zoom_to_box(ax, box, image_shape, pad=10):
+    """Show only a window around a half-open ``(x1, y1, x2, y2)`` box, widened by ``pad`` and clamped to the image.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        A panel drawn with ``imshow`` (pixel ``j`` covers ``[j - 0.5, j + 0.5)``; rows grow downwards).
+    box : (4,) float
+    image_shape : tuple
+        ``(H, W, ...)`` of the image the panel shows; the window never leaves it.
+    pad : float or (float, float)
+        Pixels added on each side; a pair gives ``(pad_x, pad_y)``.
+
+    Returns
+    -------
+    ax
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().subplots()
+    >>> _ = zoom_to_box(ax, (5, 40, 30, 60), (64, 100), pad=10)
+    >>> [float(v) for v in ax.get_xlim() + ax.get_ylim()]  # (left, right, bottom, top)
+    [-0.5, 39.5, 63.5, 29.5]
+    """
+    x1, y1, x2, y2 = np.asarray(box, np.float64).tolist()
+    pad_x, pad_y = np.broadcast_to(np.asarray(pad, np.float64), (2,)).tolist()
+    h, w = image_shape[:2]
+    ax.set_xlim(max(x1 - pad_x, 0) - 0.5, min(x2 + pad_x, w) - 0.5)
+    ax.set_ylim(min(y2 + pad_y, h) - 0.5, max(y1 - pad_y, 0) - 0.5)
+    return ax
+
+
 def clean_axes(ax):
     """Hide the ticks of an image panel."""
     ax.set_xticks([])

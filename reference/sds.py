@@ -96,7 +96,11 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
     metrics : dict
         ``"mAP@{t:g}"`` per threshold (``"mAP@0.5"``, ``"mAP@0.7"``): the mean AP over the classes with ground
         truth (``nan`` if none has); ``"per_class"``: ``{t: {label: AP}}`` (float keys ``t`` as given), for every
-        label found in ``detections`` or ``ground_truth``, ``nan`` for a label without ground truth.
+        label found in ``detections`` or ``ground_truth``, ``nan`` for a label without ground truth;
+        ``"curves"``: ``{t: {label: curve}}`` for the same labels, where ``curve`` is a dict of the ranked
+        predictions of that class (step 1 of the Notes) and what became of them: ``"ranked"`` (n, 2) int, each
+        row ``(image, detection)``; ``"tp"`` (n,) bool; ``"recall"`` and ``"precision"`` (n,) float64 after each
+        prediction (step 3; ``recall`` is ``nan`` for a label without ground truth), the curve the AP summarises.
 
     Raises
     ------
@@ -172,6 +176,7 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
     classes = sorted({int(c) for _, det_labels, _, _, gt_labels in images for c in (*det_labels, *gt_labels)})
 
     per_class = {t: {} for t in thresholds}
+    curves = {t: {} for t in thresholds}
     for c in classes:
         # the predictions of class c in image order, then detection order: (image, detection, score)
         owner = [(i, j, scores[j]) for i, (_, labels, scores, _, _) in enumerate(images)
@@ -182,13 +187,19 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
         num_gt = sum(int(m.sum()) for m in is_class)
         for t in thresholds:
             tp = _match(ranked, ious, is_class, t, matching)
-            per_class[t][c] = _average_precision(tp, num_gt, use_07_metric, levels)
+            tp_count = np.cumsum(tp)  # (n,)
+            recall = tp_count / num_gt if num_gt else np.full(len(tp), math.nan)
+            precision = tp_count / np.arange(1, len(tp) + 1)
+            per_class[t][c] = _average_precision(recall, precision, use_07_metric, levels) if num_gt else math.nan
+            curves[t][c] = {"ranked": np.array(ranked, np.int64).reshape(-1, 2), "tp": tp, "recall": recall,
+                            "precision": precision}
 
     metrics = {}
     for t in thresholds:
         defined = [ap for ap in per_class[t].values() if not math.isnan(ap)]
         metrics[f"mAP@{t:g}"] = sum(defined) / len(defined) if defined else math.nan
     metrics["per_class"] = per_class
+    metrics["curves"] = curves
     return metrics
 
 
@@ -209,14 +220,9 @@ def _match(ranked, ious, is_class, threshold, matching):
     return tp
 
 
-def _average_precision(tp, num_gt, use_07_metric, levels):
-    """AP of one class from its ranked true-positive flags; nan without ground truth.  ``levels``: the 11 recall
+def _average_precision(recall, precision, use_07_metric, levels):
+    """AP of one class from its recall and precision after each ranked prediction.  ``levels``: the 11 recall
     levels of the VOC07 AP."""
-    if num_gt == 0:
-        return math.nan
-    tp_count = np.cumsum(tp)  # (n,)
-    recall = tp_count / num_gt
-    precision = tp_count / np.arange(1, len(tp) + 1)
     if use_07_metric:
         total = 0.0
         for r in levels:

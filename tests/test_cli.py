@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from fcis_twin.cli import main
@@ -212,8 +213,15 @@ def test_evaluate_on_numba_cpu_gives_the_reference_metrics(tmp_path):
     path = make_data(tmp_path / "set", 6, 2)
     coco_set = load_coco(path, tmp_path / "set" / "images")
     reference = evaluate_oracle(coco_set, backend="reference")
-    assert evaluate_oracle(coco_set, backend="numba-cpu") == reference
+    numba = evaluate_oracle(coco_set, backend="numba-cpu")
+    for key in ("images", "detections", "coco"):
+        assert numba[key] == reference[key]
+    assert {k: v for k, v in numba["sds"].items() if k != "curves"} == \
+        {k: v for k, v in reference["sds"].items() if k != "curves"}
     assert reference["detections"] > 0
+    for ours, theirs in zip(numba["predictions"], reference["predictions"], strict=True):
+        for field in ("boxes", "labels", "scores", "masks"):
+            np.testing.assert_array_equal(getattr(ours, field), getattr(theirs, field))
 
 
 def test_backend_option(tmp_path, capsys):

@@ -753,3 +753,19 @@ def test_evaluate_coco_leaves_a_coco_object_untouched():
     api.dataset["annotations"][0]["segmentation"] = {"size": [64, 64], "counts": "1" * 2000}
     with pytest.raises(ValueError, match="coco_gt annotation id 1: RLE counts sum to"):
         evaluate_coco([], api)
+
+
+def test_sds_curves_are_the_ranked_predictions_behind_the_ap():
+    """The hand-worked case above: the curve lists the predictions by score with their fate and running P/R."""
+    dets = [det(strip(2, 8, (0, 4), (4, 8)), [1, 1], [0.8, 0.9]), det(strip(2, 8, (4, 8)), [1], [0.7])]
+    gts = [gt(strip(2, 8, (0, 4)), [1]), gt(strip(2, 8, (4, 8)), [1])]
+    m = evaluate_sds(dets, gts)
+    assert m["curves"].keys() == {0.5, 0.7}
+    curve = m["curves"][0.5][1]
+    np.testing.assert_array_equal(curve["ranked"], [[0, 1], [0, 0], [1, 0]])  # 0.9 (on empty ground), 0.8, 0.7
+    np.testing.assert_array_equal(curve["tp"], [False, True, True])
+    np.testing.assert_allclose(curve["precision"], [0, 1 / 2, 2 / 3], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(curve["recall"], [0, 1 / 2, 1], rtol=0, atol=1e-15)
+    only_fp = evaluate_sds([det(strip(2, 8, (0, 4)), [2], [0.5])], [gt(np.zeros((0, 2, 8)), [])])
+    lonely = only_fp["curves"][0.5][2]
+    assert np.isnan(lonely["recall"]).all() and lonely["precision"].tolist() == [0.0]

@@ -26,3 +26,16 @@ def test_mask_errors_colours_every_pixel_by_its_case():
 def test_mask_errors_rejects_what_is_not_two_masks_of_one_shape(mask, truth, match):
     with pytest.raises(ValueError, match=match):
         mask_errors(mask, truth)
+
+
+def test_zoom_to_box_pads_the_box_and_stays_inside_the_image():
+    """The window is the box plus ``pad`` on each side, cut at the image border, in imshow's pixel-edge coordinates."""
+    from matplotlib.figure import Figure
+
+    from fcis_twin.viz import zoom_to_box
+
+    ax = Figure().subplots()
+    zoom_to_box(ax, (20, 10, 40, 30), (100, 200), pad=(5, 3))
+    assert ax.get_xlim() == (14.5, 44.5) and ax.get_ylim() == (32.5, 6.5)
+    zoom_to_box(ax, (-4, 90, 210, 99), (100, 200, 3), pad=8)
+    assert ax.get_xlim() == (-0.5, 199.5) and ax.get_ylim() == (99.5, 81.5)
