@@ -24,7 +24,7 @@ from .reference.evaluate import mask_iou
 from .reference.oracle import OracleOutputs, oracle_outputs
 from .reference.paste import paste_masks
 from .reference.shapes import CLASS_NAMES, Scene, make_scene
-from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic
+from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic, zoom_to_box
 
 #: Inference settings for the synthetic scenes: :class:`FCISConfig`'s defaults at feature stride 2 (see
 #: :mod:`fcis_twin.reference.oracle`).
@@ -275,10 +275,9 @@ def _feature_crop(box, stride, feature_shape, margin=0.3):
 
 
 def _zoom(ax, box, h, w, margin=0.4):
+    """Zoom on ``box``, widened by ``margin`` of its size (at least 8 pixels') on each side."""
     x1, y1, x2, y2 = np.asarray(box, np.float64)
-    mw, mh = margin * max(x2 - x1, 8), margin * max(y2 - y1, 8)
-    ax.set_xlim(max(x1 - mw, 0) - 0.5, min(x2 + mw, w) - 0.5)
-    ax.set_ylim(min(y2 + mh, h) - 0.5, max(y1 - mh, 0) - 0.5)
+    zoom_to_box(ax, box, (h, w), pad=(margin * max(x2 - x1, 8), margin * max(y2 - y1, 8)))
     clean_axes(ax)
 
 
