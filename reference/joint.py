@@ -4,7 +4,7 @@ Each class has an assembled pair of maps, outside and inside.  Per pixel, a soft
 probability; the larger of the pair, averaged over the ROI, gives the class score, and a softmax over classes the
 class probability.  Both sub-tasks read the same two maps, with no extra parameters.
 
-:func:`joint_forward_arrays` and the private ``_backward`` compute in the dtype they are given (float64 for gradient
+:func:`joint_forward_arrays` and :func:`joint_backward_arrays` compute in the dtype they are given (float64 for gradient
 checks); the public functions validate (:func:`check_joint_args`), convert to float32, and call them.
 ``joint_forward_arrays`` is written with NumPy functions only, so that it runs on a CuPy array too, through NumPy's
 dispatch.
@@ -106,7 +106,7 @@ def joint_backward(assembled, grad_mask_prob=None, grad_cls_score=None, grad_cls
             ("grad_cls_prob", grad_cls_prob, (R, C)),
         )
     ]
-    return _backward(x, *grads)
+    return joint_backward_arrays(x, *grads)
 
 
 def check_joint_args(assembled, *, device=False):
@@ -162,7 +162,9 @@ def class_softmax(score):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _backward(x, grad_mask_prob, grad_cls_score, grad_cls_prob):
+def joint_backward_arrays(x, grad_mask_prob, grad_cls_score, grad_cls_prob):
+    """:func:`joint_backward` of checked maps and gradients (each may be None), in their dtype: the float64 path of
+    the training step's gradient checks."""
     outside, inside, d, e = _split(x)
     R, C, P, _ = outside.shape
     grad = np.zeros((R, C, 2, P, P), x.dtype)  # (R, C, outside/inside, P, P)

@@ -163,7 +163,7 @@ STEP = 1e-4
 def test_backward_matches_finite_differences(problem):
     """The float64 gradient matches central finite differences of the float64 forward pass."""
     x, grads = problem
-    analytic = joint._backward(x, *grads)
+    analytic = joint.joint_backward_arrays(x, *grads)
     numeric = np.empty_like(x)
     for i in np.ndindex(x.shape):
         e = np.zeros_like(x)
@@ -178,7 +178,7 @@ def test_backward_matches_finite_differences(problem):
     # grad_cls_score <= 1, softmax part <= 2) and passes fewer than 16 float32 roundings (the class sums
     # included), so it errs by less than 16 * 3 u < 64 u
     x32, grads32 = x.astype(np.float32), [g.astype(np.float32) for g in grads]
-    g64 = joint._backward(x32.astype(np.float64), *(g.astype(np.float64) for g in grads32))
+    g64 = joint.joint_backward_arrays(x32.astype(np.float64), *(g.astype(np.float64) for g in grads32))
     g32 = joint_backward(x32, *grads32)
     np.testing.assert_allclose(g32, g64, rtol=0, atol=64 * U32)
 

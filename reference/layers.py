@@ -1,0 +1,168 @@
+r"""The layers of the small FCIS network, forward and backward, in NumPy.
+
+Each layer is a pair of functions: ``*_forward`` returns its output and a *cache* (what the backward pass needs),
+``*_backward`` takes the gradient of the loss with respect to the output and the cache and returns the gradients
+with respect to the input and to the parameters.  The functions compute in the dtype they are given: float32 for
+training, float64 for the finite-difference checks of ``tests/test_layers.py``.
+
+Convolution is written as a matrix product over *columns* (im2col): every output position gathers the
+``C * kh * kw`` input values its filter reads into one row, and one ``matmul`` applies all filters to all rows.
+The backward pass is the same product transposed, and scatters the column gradients back onto the input (col2im)
+with one strided addition per filter tap.
+
+Shapes: ``N`` images, ``C`` input channels, ``O`` output channels, ``H x W`` input, ``Ho x Wo`` output.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._checks import as_array, as_int
+
+
+class ConvGeometry(NamedTuple):
+    """How a convolution slides over its input (square kernels; the same stride, padding and dilation on both axes)."""
+
+    stride: int
+    padding: int
+    dilation: int
+
+    def output_size(self, size, kernel_size):
+        """Output length along an axis of input length ``size``."""
+        span = self.dilation * (kernel_size - 1) + 1
+        return (size + 2 * self.padding - span) // self.stride + 1
+
+
+def conv_geometry(stride=1, padding=0, dilation=1):
+    """A checked :class:`ConvGeometry`: ``stride`` and ``dilation`` >= 1, ``padding`` >= 0."""
+    return ConvGeometry(as_int("stride", stride, low=1), as_int("padding", padding, low=0),
+                        as_int("dilation", dilation, low=1))
+
+
+#: Stride 1, no padding, no dilation.
+PLAIN = ConvGeometry(1, 0, 1)
+
+
+def conv2d_forward(x, weight, bias, geometry=PLAIN):
+    r"""2-D convolution (cross-correlation, as in every deep-learning framework).
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float ndarray
+    weight : (O, C, kh, kw) float ndarray, ``kh == kw``
+    bias : (O,) float ndarray
+    geometry : ConvGeometry
+        Stride, zero padding on every side, and dilation (the spacing of the filter taps).
+
+    Returns
+    -------
+    y : (N, O, Ho, Wo) ndarray
+        :math:`y[n, o, i, j] = b_o + \sum_{c, u, v} w[o, c, u, v]\, x_p[n, c, s i + d u, s j + d v]`, ``x_p`` the
+        padded input, ``s`` the stride, ``d`` the dilation.
+    cache : tuple
+        For :func:`conv2d_backward`.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> y, _ = conv2d_forward(x, np.ones((1, 1, 2, 2)), np.zeros(1))  # sums of 2 x 2 windows
+    >>> y
+    array([[[[ 8., 12.],
+             [20., 24.]]]])
+    """
+    x, weight, bias = (_as_float(name, a, ndim) for name, a, ndim in (("x", x, 4), ("weight", weight, 4),
+                                                                         ("bias", bias, 1)))
+    num_out, channels, kh, kw = weight.shape
+    if kh != kw:
+        raise ValueError(f"weight must hold square kernels, got {kh} x {kw}")
+    if x.shape[1] != channels or bias.shape[0] != num_out:
+        raise ValueError(f"x (N, C, H, W) {x.shape}, weight (O, C, k, k) {weight.shape} and bias (O,) "
+                         f"{bias.shape} must agree on C and O")
+    cols, (n, ho, wo) = _im2col(x, kh, geometry)  # (N*Ho*Wo, C*k*k)
+    y = cols @ weight.reshape(num_out, -1).T + bias  # (N*Ho*Wo, O)
+    y = y.reshape(n, ho, wo, num_out).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
+    return np.ascontiguousarray(y), (cols, x.shape, weight, geometry)
+
+
+def conv2d_backward(grad_y, cache, *, grad_x=True):
+    """Gradients of :func:`conv2d_forward` with respect to ``x``, ``weight`` and ``bias``.
+
+    Parameters
+    ----------
+    grad_y : (N, O, Ho, Wo) float ndarray
+    cache : tuple
+        The second value :func:`conv2d_forward` returned.
+    grad_x : bool
+        Whether to compute the input's gradient (a network's first layer does not need it).
+
+    Returns
+    -------
+    grad_x : (N, C, H, W) ndarray, or None
+    grad_weight : (O, C, k, k) ndarray
+    grad_bias : (O,) ndarray
+    """
+    cols, x_shape, weight, geometry = cache
+    num_out, channels, k, _ = weight.shape
+    g = grad_y.transpose(0, 2, 3, 1).reshape(-1, num_out)  # (N*Ho*Wo, O), rows as the columns' rows
+    grad_weight = (g.T @ cols).reshape(weight.shape)  # (O, C*k*k) -> (O, C, k, k)
+    grad_bias = g.sum(axis=0)
+    if not grad_x:
+        return None, grad_weight, grad_bias
+    grad_cols = g @ weight.reshape(num_out, -1)  # (N*Ho*Wo, C*k*k)
+    return _col2im(grad_cols, x_shape, k, geometry), grad_weight, grad_bias
+
+
+def _as_float(name, x, ndim):
+    """A finite float array of rank ``ndim``, float64 kept as float64 and anything else made float32."""
+    dtype = np.float64 if np.asarray(x).dtype == np.float64 else np.float32
+    return as_array(name, x, ndim=ndim, dtype=dtype)
+
+
+def _im2col(x, k, geometry):
+    """(N*Ho*Wo, C*k*k) rows of the input values each output position reads, and (N, Ho, Wo)."""
+    s, p, d = geometry
+    n, c, h, w = x.shape
+    ho, wo = geometry.output_size(h, k), geometry.output_size(w, k)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"x of {h} x {w} pixels is smaller than the kernel's span {d * (k - 1) + 1} after "
+                         f"padding {p}")
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    span = d * (k - 1) + 1
+    windows = sliding_window_view(padded, (span, span), axis=(2, 3))  # (N, C, Hp-span+1, Wp-span+1, span, span)
+    windows = windows[:, :, : s * (ho - 1) + 1 : s, : s * (wo - 1) + 1 : s, ::d, ::d]  # (N, C, Ho, Wo, k, k)
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)  # a copy, row (n, i, j)
+    return cols, (n, ho, wo)
+
+
+def _col2im(grad_cols, x_shape, k, geometry):
+    """The adjoint of :func:`_im2col`: every column entry added back onto the input value it was read from."""
+    s, p, d = geometry
+    n, c, h, w = x_shape
+    ho, wo = geometry.output_size(h, k), geometry.output_size(w, k)
+    g = np.ascontiguousarray(grad_cols.reshape(n, ho, wo, c, k, k).transpose(0, 3, 4, 5, 1, 2))  # (N, C, k, k, Ho, Wo)
+    padded = np.zeros((n, c, h + 2 * p, w + 2 * p), grad_cols.dtype)
+    for u in range(k):  # one strided addition per filter tap (u, v)
+        for v in range(k):
+            padded[:, :, d * u : d * u + s * (ho - 1) + 1 : s, d * v : d * v + s * (wo - 1) + 1 : s] += g[:, :, u, v]
+    return padded[:, :, p : p + h, p : p + w]
+
+
+def relu_forward(x):
+    """``max(x, 0)``, and the cache (where ``x > 0``) for :func:`relu_backward`."""
+    positive = x > 0
+    return np.where(positive, x, 0).astype(x.dtype), positive
+
+
+def relu_backward(grad_y, positive):
+    """Gradient of :func:`relu_forward`: passed where the input was positive, 0 elsewhere (also at exactly 0)."""
+    return np.where(positive, grad_y, 0).astype(grad_y.dtype)
+
+
+def he_normal(rng, shape, dtype=np.float32):
+    r"""Kaiming He's initialisation for a layer followed by a ReLU: :math:`\mathcal{N}(0, 2 / \text{fan-in})`.
+
+    ``shape`` is ``(O, C, kh, kw)``; the fan-in is ``C * kh * kw``.
+    """
+    fan_in = int(np.prod(shape[1:]))
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)

@@ -1,0 +1,215 @@
+r"""Training the small FCIS: SGD with momentum and weight decay, a warm-up schedule, model files, and the loop.
+
+A run is deterministic: the weights are initialised from ``seed``, image ``t`` of the training set and the anchor
+sample of iteration ``t`` are drawn from ``(seed, t)``, so a run interrupted after a checkpoint and resumed ends
+with the same weights as one that was not.  Model files are ``.npz`` archives holding the weights and a JSON record
+of what they are (:func:`save_model`, :func:`load_model`), written atomically.
+"""
+
+import json
+import math
+import os
+import time
+import zipfile
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from ._checks import as_int
+from ._files import replace_file
+from .network import DEFAULT_NETWORK, NetworkConfig, init_params
+from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, training_step
+
+#: What a model file says it is.
+MODEL_FORMAT = "fcis-twin-model"
+MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimiser and its schedule.
+
+    The learning rate rises linearly from ``warmup_factor * learning_rate`` to ``learning_rate`` over the first
+    ``warmup_iterations`` (as the official code's ``WARMUP`` does, there in one step), then is multiplied by 0.1 at
+    each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to weights, not to biases.
+    """
+
+    iterations: int = 3000
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iterations: int = 100
+    warmup_factor: float = 0.1
+    decay_at: tuple = (0.7, 0.9)
+    checkpoint_every: int = 250
+
+
+#: The bundled model's schedule.
+DEFAULT_TRAIN = TrainConfig()
+
+
+def learning_rate(iteration, config):
+    """The learning rate of iteration ``iteration`` (0-based) under ``config``'s schedule."""
+    rate = config.learning_rate
+    if iteration < config.warmup_iterations:
+        alpha = iteration / config.warmup_iterations
+        rate *= config.warmup_factor + (1 - config.warmup_factor) * alpha
+    for fraction in config.decay_at:
+        if iteration >= fraction * config.iterations:
+            rate *= 0.1
+    return rate
+
+
+def sgd_step(params, grads, velocity, rate, config):
+    """One SGD step with momentum and weight decay, in place: ``v = m v + g + wd w``, ``w -= rate v``."""
+    for name, value in params.items():
+        g = grads[name]
+        if name.endswith(".weight"):
+            g = g + np.float32(config.weight_decay) * value
+        velocity[name] *= np.float32(config.momentum)
+        velocity[name] += g
+        value -= np.float32(rate) * velocity[name]
+
+
+# --- model files ----------------------------------------------------------------------------------------------
+
+
+def save_model(path, params, network, *, extra=None, arrays=None):
+    """Write ``params`` and what they are to ``path`` (an ``.npz``), atomically.
+
+    Parameters
+    ----------
+    path : str or path
+    params : dict of str to ndarray
+    network : NetworkConfig
+    extra : dict, optional
+        More JSON-able facts for the record (training configuration, iteration, losses).
+    arrays : dict of str to ndarray, optional
+        More arrays (a checkpoint's momentum), stored under ``"state/<name>"``.
+    """
+    meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "network": network.to_dict(), **(extra or {})}
+    contents = {f"params/{k}": v for k, v in params.items()}
+    contents.update({f"state/{k}": v for k, v in (arrays or {}).items()})
+    contents["meta"] = np.array(json.dumps(meta))
+    with replace_file("path", path) as temp, open(temp, "wb") as f:
+        np.savez(f, **contents)
+
+
+def load_model(path, network=None):
+    """Read a model file written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path
+    network : NetworkConfig, optional
+        The configuration the caller expects; a file of another one is refused.
+
+    Returns
+    -------
+    params : dict of str to float32 ndarray
+    network : NetworkConfig
+    meta : dict
+        The file's JSON record.
+    state : dict of str to ndarray
+        The extra arrays (empty for a plain model file).
+
+    Raises
+    ------
+    ValueError
+        The file is missing, is not a model file (truncated, damaged, another format), or holds another
+        configuration than ``network``, or its weights do not fit its own configuration.
+    """
+    text = os.fsdecode(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {text!r} does not exist")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
+            contents = {name: archive[name] for name in archive.files}
+        meta = json.loads(str(contents.pop("meta")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"weights file {text!r} is not a readable model file (truncated or damaged?): {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"weights file {text!r} is not an FCIS model file of this project")
+    stored = NetworkConfig.from_dict(meta["network"])
+    if network is not None and stored != network:
+        raise ValueError(f"weights file {text!r} holds another network configuration: {stored} (expected {network})")
+    params = {k.split("/", 1)[1]: v for k, v in contents.items() if k.startswith("params/")}
+    expected = init_params(stored, np.random.default_rng(0))
+    wrong = [k for k in expected if k not in params or params[k].shape != expected[k].shape]
+    if wrong or params.keys() != expected.keys():
+        raise ValueError(f"weights file {text!r} does not fit its configuration (parameters {wrong[:3]} missing or "
+                         f"of another shape)")
+    state = {k.split("/", 1)[1]: v for k, v in contents.items() if k.startswith("state/")}
+    return {k: v.astype(np.float32) for k, v in params.items()}, stored, meta, state
+
+
+# --- the loop ---------------------------------------------------------------------------------------------------
+
+
+def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, losses=DEFAULT_LOSSES, seed=0,
+          kernels=REFERENCE_TRAINING_KERNELS, resume=False, progress=None):
+    """Train on ``scenes``; write checkpoints, the final model and a JSON log to ``out_dir``.
+
+    Parameters
+    ----------
+    scenes : sequence of Scene-like
+        Iteration ``t`` trains on ``scenes[t % len(scenes)]``.
+    out_dir : str or path
+        An existing folder.  Gets ``checkpoint.npz`` (every ``config.checkpoint_every`` iterations), ``model.npz``
+        (the final weights, without the optimiser's state) and ``log.json`` (the losses of every iteration).
+    network, config, losses : NetworkConfig, TrainConfig, LossConfig
+    seed : int >= 0
+    kernels : TrainingKernels
+    resume : bool
+        Continue from ``out_dir/checkpoint.npz``, which must be of the same configuration and seed.
+    progress : callable, optional
+        Called after every iteration with ``(iteration, losses)``.
+
+    Returns
+    -------
+    params : dict of str to ndarray
+    log : list of dict
+        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>}``.
+    """
+    seed = as_int("seed", seed, low=0)
+    if len(scenes) == 0:
+        raise ValueError("scenes must hold at least one image")
+    checkpoint = os.path.join(out_dir, "checkpoint.npz")
+    record = {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)), "seed": seed}
+    if resume:
+        params, _, meta, velocity = load_model(checkpoint, network)
+        if {k: meta.get(k) for k in record} != record:
+            raise ValueError(f"{checkpoint!r} was written by a run of another configuration or seed")
+        start, log = int(meta["iteration"]), list(meta["log"])
+    else:
+        params = init_params(network, np.random.default_rng([seed, 0]))
+        velocity = {k: np.zeros_like(v) for k, v in params.items()}
+        start, log = 0, []
+    for t in range(start, config.iterations):
+        began = time.perf_counter()
+        rate = learning_rate(t, config)
+        step = training_step(params, scenes[t % len(scenes)], network, losses, rng=np.random.default_rng([seed, 1, t]),
+                             kernels=kernels)
+        if not all(math.isfinite(v) for v in step.losses.values()):
+            raise FloatingPointError(f"iteration {t}: a loss is not finite ({step.losses}); lower the learning rate")
+        sgd_step(params, step.grads, velocity, rate, config)
+        log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step.losses})
+        if progress is not None:
+            progress(t, step.losses)
+        if (t + 1) % config.checkpoint_every == 0 and t + 1 < config.iterations:
+            save_model(checkpoint, params, network, extra={**record, "iteration": t + 1, "log": log},
+                       arrays=velocity)
+    save_model(os.path.join(out_dir, "model.npz"), params, network, extra={**record, "iteration": config.iterations})
+    with replace_file("out_dir", os.path.join(out_dir, "log.json")) as temp, open(temp, "w") as f:
+        json.dump(log, f)
+    return params, log
+
+
+def _plain(values):
+    """Tuples as lists, so that a record compares equal to its JSON round trip."""
+    return json.loads(json.dumps(values))
+
+
+def with_iterations(config, iterations):
+    """``config`` with another iteration count (its schedule's fractions scale with it)."""
+    return replace(config, iterations=as_int("iterations", iterations, low=1))

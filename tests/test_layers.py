@@ -1,0 +1,70 @@
+"""The network's layers: hand-worked values, and every gradient against finite differences in float64."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fcis_twin.reference.layers import conv2d_backward, conv2d_forward, conv_geometry, relu_backward, relu_forward
+from tests.gradients import assert_gradient
+
+
+def test_conv2d_hand_worked_stride_padding_dilation():
+    """One 3 x 3 input, a single-tap-per-corner filter: the output reads the taps the geometry says."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)  # x[i, j] = 4 i + j
+    w = np.zeros((1, 1, 2, 2))
+    w[0, 0, 1, 1] = 1.0  # reads the bottom-right tap: x_p[s i + d, s j + d]
+    y, _ = conv2d_forward(x, w, np.array([0.5]), conv_geometry(stride=2, padding=1, dilation=2))
+    # padded 6 x 6; output 3 x 3 ((4 + 2 - 3) // 2 + 1 = 2: a 2 x 2 output); tap at padded (2 i + 2, 2 j + 2)
+    # = x[2 i + 1, 2 j + 1] = 4 (2 i + 1) + 2 j + 1
+    np.testing.assert_array_equal(y[0, 0], [[5.5, 7.5], [13.5, 15.5]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), o=st.integers(1, 3), k=st.sampled_from([1, 2, 3]),
+       size=st.integers(3, 6), stride=st.integers(1, 2), padding=st.integers(0, 2), dilation=st.integers(1, 2),
+       seed=st.integers(0, 2**16))
+def test_conv2d_gradients_match_finite_differences(n, c, o, k, size, stride, padding, dilation, seed):
+    """d loss / d x, d weight, d bias of a convolution equal their central differences, for any geometry."""
+    geometry = conv_geometry(stride, padding, dilation)
+    if geometry.output_size(size, k) < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((n, c, size, size)), rng.standard_normal((o, c, k, k)), rng.standard_normal(o)
+    y, cache = conv2d_forward(x, w, b, geometry)
+    upstream = rng.standard_normal(y.shape)  # the loss is sum(upstream * y)
+    grad_x, grad_w, grad_b = conv2d_backward(upstream, cache)
+    loss = lambda x_, w_, b_: float(np.sum(upstream * conv2d_forward(x_, w_, b_, geometry)[0]))  # noqa: E731
+    assert_gradient(lambda v: loss(v, w, b), x, grad_x)
+    assert_gradient(lambda v: loss(x, v, b), w, grad_w)
+    assert_gradient(lambda v: loss(x, w, v), b, grad_b)
+
+
+def test_relu_gradient_matches_finite_differences():
+    """The ReLU passes the gradient where its input is positive (inputs kept away from the kink)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 4))
+    x[np.abs(x) < 0.05] = 0.5
+    upstream = rng.standard_normal(x.shape)
+    y, positive = relu_forward(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    assert_gradient(lambda v: float(np.sum(upstream * relu_forward(v)[0])), x, relu_backward(upstream, positive))
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    (dict(x=np.zeros((1, 2, 4, 4)), weight=np.zeros((1, 3, 3, 3))), ValueError, "agree on C and O"),
+    (dict(x=np.zeros((2, 4, 4)), weight=np.zeros((1, 2, 3, 3))), ValueError, "x must be 4-d"),
+    (dict(x=np.zeros((1, 2, 4, 4)), weight=np.zeros((1, 2, 3, 2))), ValueError, "square kernels"),
+    (dict(x=np.zeros((1, 2, 2, 2)), weight=np.zeros((1, 2, 3, 3))), ValueError, "smaller than the kernel"),
+    (dict(x=np.full((1, 2, 4, 4), np.nan), weight=np.zeros((1, 2, 3, 3))), ValueError, "x"),
+])
+def test_conv2d_rejects_inputs_that_do_not_fit(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        conv2d_forward(kwargs["x"], kwargs["weight"], np.zeros(kwargs["weight"].shape[0]))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [(dict(stride=0), "stride"), (dict(padding=-1), "padding"),
+                                               (dict(dilation=0), "dilation")])
+def test_conv_geometry_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        conv_geometry(**kwargs)

@@ -1,0 +1,80 @@
+"""Training: the schedule, model files, resuming, and a smoke run whose loss goes down."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fcis_twin.reference.network import NetworkConfig, init_params
+from fcis_twin.reference.shapes import make_dataset
+from fcis_twin.reference.train import TrainConfig, learning_rate, load_model, save_model, train
+from fcis_twin.reference.train_step import LossConfig
+
+SMALL = NetworkConfig(group_size=2, output_size=8, backbone=((8, 1, 1), (12, 2, 1), (16, 2, 1), (16, 1, 2)),
+                      rpn_channels=16, head_channels=16)
+FAST = LossConfig(post_nms_top_n=32, ohem_rois=32, rpn_batch=64)
+
+
+def _scenes(n, seed=0):
+    return make_dataset(n, seed=seed, image_size=(48, 48), max_objects=2, size_range=(12, 30))
+
+
+def test_learning_rate_warms_up_then_decays():
+    """Linear warm-up from a tenth, then x0.1 at 70% and at 90% of the run."""
+    cfg = TrainConfig(iterations=100, learning_rate=1.0, warmup_iterations=10, warmup_factor=0.1)
+    assert [round(learning_rate(t, cfg), 6) for t in (0, 5, 10, 69, 70, 89, 90)] == \
+        [0.1, 0.55, 1.0, 1.0, 0.1, 0.1, 0.01]
+
+
+def test_model_file_round_trip_and_refusals(tmp_path):
+    """What is saved loads back; a missing, truncated or foreign file, or one of another configuration, is refused."""
+    params = init_params(SMALL, np.random.default_rng(0))
+    path = tmp_path / "m.npz"
+    save_model(path, params, SMALL, extra={"note": "x"})
+    loaded, network, meta, state = load_model(path, SMALL)
+    assert network == SMALL and meta["note"] == "x" and state == {}
+    assert all(np.array_equal(loaded[k], params[k]) for k in params)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="another network configuration"):
+        load_model(path, NetworkConfig())
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="not a readable model file"):
+        load_model(tmp_path / "cut.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
+    with pytest.raises(ValueError, match="not an FCIS model file"):
+        load_model(tmp_path / "other.npz")
+
+
+def test_smoke_training_lowers_the_loss(tmp_path):
+    """Forty iterations on four small images: the mean total loss of the last ten is below that of the first ten."""
+    cfg = TrainConfig(iterations=40, learning_rate=0.01, warmup_iterations=5, checkpoint_every=1000)
+    _, log = train(_scenes(4), tmp_path, network=SMALL, config=cfg, losses=FAST, seed=0)
+    totals = [r["total"] for r in log]
+    assert np.mean(totals[-10:]) < 0.8 * np.mean(totals[:10])
+    assert (tmp_path / "model.npz").is_file() and len(json.loads((tmp_path / "log.json").read_text())) == 40
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    """Stopped after its checkpoint at 6 of 9 iterations and resumed, a run ends bit for bit where an uninterrupted
+    one ends."""
+    scenes = _scenes(3)
+    cfg = TrainConfig(iterations=9, warmup_iterations=2, checkpoint_every=3)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    whole, _ = train(scenes, tmp_path / "a", network=SMALL, config=cfg, losses=FAST, seed=5)
+    calls = []
+
+    def stop_after_six(t, _):
+        calls.append(t)
+        if t == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=5, progress=stop_after_six)
+    assert load_model(tmp_path / "b" / "checkpoint.npz")[2]["iteration"] == 6
+    resumed, log = train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=5, resume=True)
+    assert [r["iteration"] for r in log] == list(range(9))
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+    with pytest.raises(ValueError, match="another configuration or seed"):
+        train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=6, resume=True)

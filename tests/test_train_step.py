@@ -1,0 +1,85 @@
+"""One training step: its gradient is the gradient of its loss, and training on one image lowers that loss."""
+
+import numpy as np
+
+from fcis_twin.reference.assemble import ps_assemble
+from fcis_twin.reference.network import NetworkConfig, init_params, preprocess
+from fcis_twin.reference.nms import nms
+from fcis_twin.reference.shapes import Scene
+from fcis_twin.reference.train_step import LossConfig, TrainingKernels, training_step
+from tests.gradients import ATOL, RTOL, numerical_gradient
+
+TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1, 1), (6, 2, 1), (6, 1, 2)),
+                     rpn_channels=4, head_channels=6, anchor_scales=(2, 4), anchor_ratios=(1.0,))
+
+
+def _scene():
+    """A 12 x 14 image with a square (class 1) and a bar (class 2)."""
+    masks = np.zeros((2, 12, 14), bool)
+    masks[0, 1:6, 2:7] = True
+    masks[1, 6:11, 5:13] = True
+    image = np.zeros((12, 14, 3), np.uint8)
+    image[masks[0]] = (200, 40, 40)
+    image[masks[1]] = (40, 40, 200)
+    boxes = np.array([[2, 1, 7, 6], [5, 6, 13, 11]], np.float32)
+    return Scene(image, masks, masks, np.array([1, 2]), boxes)
+
+
+def _float64_kernels(maps_shape, rois, geometry):
+    """Assembly as a float64 matrix (built column by column with the reference), and its transpose: the linear
+    map the step's gradient check differentiates through exactly."""
+    size = int(np.prod(maps_shape))
+    columns = [ps_assemble(np.eye(1, size, j, np.float32).reshape(maps_shape), rois, **geometry).ravel()
+               for j in range(size)]
+    matrix = np.array(columns, np.float64).T  # (R*C_out*P*P, N*C*H*W)
+    out_shape = ps_assemble(np.zeros(maps_shape, np.float32), rois, **geometry).shape
+
+    def forward(maps, rois_, **_):
+        return (matrix @ np.asarray(maps, np.float64).ravel()).reshape(out_shape)
+
+    def backward(grad, rois_, input_shape, **_):
+        return (matrix.T @ np.asarray(grad, np.float64).ravel()).reshape(input_shape)
+
+    return forward, backward
+
+
+def test_step_gradient_matches_finite_differences():
+    """d total loss / d every parameter, from the step's backward pass, equals central differences (float64)."""
+    scene = _scene()
+    rng = np.random.default_rng(3)
+    params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape) for k, v in
+              init_params(TINY, rng).items()}
+    x = preprocess(scene.image).astype(np.float64)
+    losses = LossConfig(rpn_batch=16, post_nms_top_n=6, ohem_rois=4)
+    first = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), x=x)
+    geometry = dict(group_size=TINY.group_size, output_size=TINY.output_size, spatial_scale=1.0 / TINY.stride)
+    rois = np.concatenate([np.zeros((len(first.rois), 1), np.float32), first.rois], axis=1)
+    kernels = {}
+    for head in ("seg", "bbox"):
+        kernels[head] = _float64_kernels(first.outputs[head].shape, rois, geometry)
+
+    def assemble(maps, rois_, **kw):
+        return kernels["seg" if maps.shape[1] == first.outputs["seg"].shape[1] else "bbox"][0](maps, rois_, **kw)
+
+    def assemble_backward(grad, rois_, input_shape, **kw):
+        head = "seg" if input_shape[1] == first.outputs["seg"].shape[1] else "bbox"
+        return kernels[head][1](grad, rois_, input_shape, **kw)
+
+    f64 = TrainingKernels(nms, assemble, assemble_backward)
+    step = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), kernels=f64, x=x)
+    np.testing.assert_array_equal(step.rois, first.rois)  # the proposals do not depend on the kernels' dtype
+    assert 0 < step.kept.sum() <= 4 and (step.roi_labels > 0).any()
+    assert all(step.losses[name] > 0 for name in ("rpn_cls", "rpn_box", "cls", "seg", "box"))
+
+    def total(name, value):
+        return training_step({**params, name: value}, scene, TINY, losses, rng=np.random.default_rng(0),
+                             kernels=f64, x=x).losses["total"]
+
+    pick = np.random.default_rng(1)
+    for name, value in params.items():
+        entries = [tuple(int(pick.integers(s)) for s in value.shape) for _ in range(4)]
+        numeric = numerical_gradient(lambda v, n=name: total(n, v), value, entries=entries)
+        analytic = np.zeros_like(value)
+        for e in entries:
+            analytic[e] = step.grads[name][e]
+        np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=name)
