@@ -182,6 +182,33 @@ def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale):
     return np.where(bins.area > 0, total / np.maximum(bins.area, 1), 0.0).astype(np.float32)
 
 
+def summation_error_bound(score_maps, rois, *, group_size, output_size, spatial_scale):
+    r"""How far :func:`ps_assemble_loop` (and every kernel, which sums as it does) may be from :func:`ps_assemble`.
+
+    Parameters and their checks are those of :func:`ps_assemble`.
+
+    Returns
+    -------
+    bound : (R, C_out, P, P) float64 ndarray
+        :math:`(HW + 2)\, u_{32}\, \overline{|x|}_B + 4 (H + W + 1)\, u_{64} \sum |x| + 2^{-149}` per bin ``B``, with
+        :math:`u_{32} = 2^{-24}`, :math:`u_{64} = 2^{-53}` and :math:`\overline{|x|}_B` the bin's mean absolute
+        value.
+
+    Notes
+    -----
+    The loop's float32 running sum of a bin's ``n <= HW`` values errs by at most :math:`(n - 1) u_{32}` times the
+    sum of their absolute values, and its division and rounding by :math:`2 u_{32}` of the mean; the vectorized
+    mean carries the error of its float64 summed-area table (four prefix sums and three subtractions, each prefix a
+    chain of at most ``H + W`` additions) and one rounding.  :math:`2^{-149}`, the smallest float32 subnormal,
+    covers a result that underflows.  The agreement tests and ``notebooks/09_kernels_cpu_vs_gpu`` check against it.
+    """
+    geometry = dict(group_size=group_size, output_size=output_size, spatial_scale=spatial_scale)
+    magnitude = np.abs(as_array("score_maps", score_maps, ndim=4, finite="converted"))
+    H, W = magnitude.shape[2:]
+    mean_abs = ps_assemble(magnitude, rois, **geometry).astype(np.float64)
+    return (H * W + 2) * 2.0**-24 * mean_abs + 4 * (H + W + 1) * 2.0**-53 * magnitude.sum(dtype=np.float64) + 2.0**-149
+
+
 class _Bins:
     """Every bin of an assembly, for gathering from summed-area tables: ``sums(values)`` is the float64 sum of
     ``values`` over each bin, ``(R, C_out, P, P)``; ``area`` is ``(R, 1, P, P)``; ``channel`` ``(C_out, P, P)``."""

@@ -37,6 +37,7 @@ from fcis_twin.reference.assemble import (
     ps_assemble_backward,
     ps_assemble_backward_loop,
     ps_assemble_loop,
+    summation_error_bound,
 )
 
 from .fakes import DeviceArray, on_device
@@ -108,9 +109,7 @@ def _agree_forward(problem, backend):
     out = acc.ps_assemble(x, rois, **kw, backend=backend)
     assert type(out) is np.ndarray and out.dtype == np.float32
     np.testing.assert_array_equal(out, ps_assemble_loop(x, rois, **kw))
-    H, W = x.shape[2:]
-    mean_abs = ps_assemble(np.abs(x), rois, **kw).astype(np.float64)
-    _within(out, ps_assemble(x, rois, **kw), (H * W + 2) * U32 * mean_abs + _sat_error(x) + ETA32)
+    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
 
 
 def _agree_backward(problem, grad, backend, *, exact):
@@ -187,8 +186,7 @@ def test_numba_cpu_many_rois(P):
     np.testing.assert_array_equal(out[sample], ps_assemble_loop(x, rois[sample], **kw))
     with numba_cpu_kernel("direct" if R * P * P >= acc.CHANNELS_LAST * 9 * 30 * 40 * 2 else "channels-last"):
         np.testing.assert_array_equal(acc.ps_assemble(x, rois, **kw, backend="numba-cpu"), out)  # the other kernel
-    mean_abs = ps_assemble(np.abs(x), rois, **kw).astype(np.float64)
-    _within(out, ps_assemble(x, rois, **kw), (30 * 40 + 2) * U32 * mean_abs + _sat_error(x) + ETA32)
+    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
     g = acc.ps_assemble_backward(grad, rois, x.shape, **kw, backend="numba-cpu")
     m = R * P * P
     spread_abs = ps_assemble_backward(np.abs(grad), rois, x.shape, **kw).astype(np.float64)
@@ -502,9 +500,7 @@ def test_gpu_forward_at_fcis_coco_size(fcis_coco, backend):
     out = acc.ps_assemble(x, rois, **kw, backend=backend)
     assert type(out) is np.ndarray
     np.testing.assert_array_equal(out, expected)
-    mean_abs = ps_assemble(np.abs(x), rois, **kw).astype(np.float64)
-    H, W = x.shape[2:]
-    _within(out, ps_assemble(x, rois, **kw), (H * W + 2) * U32 * mean_abs + _sat_error(x) + ETA32)
+    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
 
 
 @pytest.mark.gpu
