@@ -52,6 +52,27 @@ def kernels(backend=None):
     )
 
 
+def training_kernels(backend=None):
+    """The :class:`~fcis_twin.reference.train_step.TrainingKernels` of ``backend`` (None: the fastest available):
+    the RPN's NMS and assembly, forward and backward, for :func:`fcis_twin.reference.train.train`.
+
+    Raises
+    ------
+    ValueError
+        An unknown or unavailable backend.
+    """
+    from ..reference.train_step import TrainingKernels
+    from .assemble import ps_assemble, ps_assemble_backward
+    from .nms import nms
+
+    backend = resolve_backend(backend)
+    return TrainingKernels(
+        nms=functools.partial(nms, backend=backend),
+        ps_assemble=functools.partial(ps_assemble, backend=backend),
+        ps_assemble_backward=functools.partial(ps_assemble_backward, backend=backend),
+    )
+
+
 def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG, *, backend=None):
     """FCIS inference on one image's network outputs, its heavy stages on the chosen backend.
 

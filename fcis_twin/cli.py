@@ -19,8 +19,14 @@ Subcommands:
 ``fcis evaluate --data DIR --oracle [--limit N] [--backend B]``
     Run FCIS over a COCO-format set (oracle network outputs) and print COCO mask/box AP and SBD mAP^r.
 
-``--backend`` of ``demo`` and ``evaluate`` is ``reference`` or a backend of ``fcis_twin.accelerated`` (default: the
-fastest available); every backend gives the reference's detections on the oracle outputs.
+``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume] [--data DIR]``
+    Train the small FCIS in NumPy on synthetic scenes drawn on the fly (or a COCO-format folder); write
+    ``model.npz``, ``log.json``, ``loss.png`` and, along the way, ``checkpoint.npz`` to DIR.  ``--resume``
+    continues from the checkpoint and ends with the weights an uninterrupted run would have.
+
+``--backend`` of ``demo``, ``evaluate`` and ``train`` is ``reference`` or a backend of ``fcis_twin.accelerated``
+(default: the fastest available); every backend gives the reference's detections on the oracle outputs, and the
+reference's training steps to float32 rounding.
 
 Bad arguments, unreadable or unwritable paths and bad input files are usage errors (exit code 2, a message and
 no traceback); running out of memory exits with code 1 and a message, an interruption with code 130.
@@ -108,6 +114,19 @@ def _add_backend_option(parser):
                              "equal the reference's)")
 
 
+def _train(args):
+    from .training import run_training
+
+    if args.iterations is not None and args.iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+    _, log = run_training(args.out, iterations=args.iterations, seed=args.seed, backend=_backend(args.backend),
+                          resume=args.resume, data=args.data)
+    last = log[-1]
+    print(f"\n{len(log)} iterations; last total loss {last['total']:.3f}; model written to "
+          f"{args.out}/model.npz (log.json, loss.png beside it)")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fcis", description="FCIS: a readable NumPy reference and its GPU twin.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,6 +167,15 @@ def build_parser():
     evaluate.add_argument("--limit", type=int, help="only the first N images")
     _add_backend_option(evaluate)
     evaluate.set_defaults(func=_evaluate)
+
+    train = sub.add_parser("train", help="train the small FCIS in NumPy")
+    train.add_argument("--out", required=True, help="output folder (created if missing)")
+    train.add_argument("--iterations", type=int, help="training iterations, one image each (default 3000)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the weights and of the training scenes")
+    train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    train.add_argument("--data", help="a COCO-format folder to train on (default: synthetic scenes drawn on the fly)")
+    _add_backend_option(train)
+    train.set_defaults(func=_train)
     return parser
 
 

@@ -204,3 +204,38 @@ def _through_layer(name, grad_y, cache, param_grads, grad_x=True):
     grad_input, param_grads[f"{name}.weight"], param_grads[f"{name}.bias"] = conv2d_backward(grad_y, cache[name],
                                                                                              grad_x=grad_x)
     return grad_input
+
+
+def inference_outputs(params, image, config):
+    """The four tensors :func:`fcis_twin.reference.detect.detect` reads, for one image.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+    image : (H, W, 3) uint8 ndarray
+    config : NetworkConfig
+
+    Returns
+    -------
+    rpn_prob : (1, 2A, Hf, Wf) float32
+        The softmax of each anchor's (background, foreground) score pair, channels ``a`` and ``A + a``.
+    rpn_deltas : (1, 4A, Hf, Wf) float32
+    seg_maps : (1, 2 C k^2, Hf, Wf) float32
+    bbox_maps : (1, 8 k^2, Hf, Wf) float32
+    """
+    outputs, _ = forward(params, preprocess(image), config)
+    _, two_a, hf, wf = outputs["rpn_cls"].shape
+    pair = outputs["rpn_cls"].reshape(1, 2, two_a // 2, hf, wf).astype(np.float64)  # (1, bg/fg, A, Hf, Wf)
+    pair = np.exp(pair - pair.max(axis=1, keepdims=True))
+    rpn_prob = (pair / pair.sum(axis=1, keepdims=True)).reshape(1, two_a, hf, wf).astype(np.float32)
+    return rpn_prob, outputs["rpn_bbox"], outputs["seg"], outputs["bbox"]
+
+
+def inference_config(config, **overrides):
+    """The :class:`fcis_twin.reference.detect.FCISConfig` that matches the network: its stride, ``k``, ``P`` and
+    anchors; the official test settings otherwise (``overrides`` replace any of them)."""
+    from .detect import FCISConfig
+
+    return FCISConfig(**{"stride": config.stride, "group_size": config.group_size, "output_size": config.output_size,
+                         "anchor_scales": tuple(config.anchor_scales), "anchor_ratios": tuple(config.anchor_ratios),
+                         **overrides})

@@ -234,3 +234,22 @@ def test_backend_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["demo", "--backend", "tpu", "--out", str(out)])
     assert info.value.code == 2 and "--backend" in capsys.readouterr().err
+
+
+def test_train_writes_a_model_its_log_and_its_curve(tmp_path, capsys):
+    """`fcis train` for two iterations writes model.npz (loadable), log.json and loss.png; bad flags are usage
+    errors; --resume without a checkpoint says so."""
+    from fcis_twin.reference.network import DEFAULT_NETWORK
+    from fcis_twin.reference.train import load_model
+
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--iterations", "2", "--backend", "numba-cpu"]) == 0
+    assert "2 iterations" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"model.npz", "log.json", "loss.png"}
+    assert load_model(out / "model.npz", DEFAULT_NETWORK)[2]["iteration"] == 2
+    for argv, match in ((["--iterations", "0"], "--iterations must be >= 1"), (["--seed", "-3"], "--seed must be"),
+                        (["--resume"], "checkpoint.npz' does not exist")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--out", str(tmp_path / "other"), *argv])
+        assert exit_info.value.code == 2
+        assert re.search(match, capsys.readouterr().err)

@@ -49,3 +49,19 @@ def test_config_round_trips_through_plain_values():
         assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     assert [s[0] for s in layer_specs(TINY)] == ["conv1", "conv2", "conv3", "rpn_conv", "rpn_cls", "rpn_bbox",
                                                  "head_conv", "seg", "bbox"]
+
+
+def test_inference_outputs_feed_detect():
+    """The trained network's outputs have what detect needs: RPN probabilities that sum to 1 per anchor, and a
+    matching inference configuration; detect runs on them."""
+    from fcis_twin.reference.detect import detect
+    from fcis_twin.reference.network import inference_config, inference_outputs
+
+    cfg = NetworkConfig()
+    params = init_params(cfg, np.random.default_rng(0))
+    image = np.random.default_rng(1).integers(0, 255, (32, 40, 3), dtype=np.uint8)
+    outputs = inference_outputs(params, image, cfg)
+    A = cfg.num_anchors
+    np.testing.assert_allclose(outputs[0][0, :A] + outputs[0][0, A:], 1, rtol=1e-6)
+    stages = detect(*outputs, image.shape[:2], inference_config(cfg))
+    assert stages.detections.masks.shape[1:] == (32, 40)

@@ -1,0 +1,103 @@
+"""``fcis train``: train the small FCIS of :mod:`fcis_twin.reference.network` and draw its loss curves.
+
+The training images are synthetic scenes drawn on the fly (:func:`fcis_twin.reference.shapes.make_dataset`, the
+images of ``fcis data make``) with seed ``TRAIN_SEED_OFFSET + seed``, so that no set written by ``fcis data make
+--seed S`` with ``S < TRAIN_SEED_OFFSET`` shares a scene with training; or the images of a COCO-format folder.
+"""
+
+import os
+
+import numpy as np
+
+from .reference.network import DEFAULT_NETWORK
+from .reference.train import DEFAULT_TRAIN, train, with_iterations
+
+#: Added to ``--seed`` to draw the training scenes: evaluation sets use small seeds.
+TRAIN_SEED_OFFSET = 1_000_000
+#: The loss parts, in the order of the progress bar and the figure.
+LOSS_PARTS = ("rpn_cls", "rpn_box", "cls", "seg", "box")
+
+
+def training_scenes(n, seed, data=None):
+    """The training set: ``n`` synthetic 128 x 128 scenes, or the images of the COCO-format folder ``data``."""
+    if data is None:
+        from .reference.shapes import make_dataset
+
+        return make_dataset(n, seed=TRAIN_SEED_OFFSET + seed, image_size=(128, 128))
+    from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
+
+    coco_set = load_coco(os.path.join(data, ANNOTATION_FILE), os.path.join(data, IMAGE_FOLDER))
+    return _Scenes(coco_set)
+
+
+class _Scenes:
+    """A COCO set seen as a sequence of scenes."""
+
+    def __init__(self, coco_set):
+        self.coco_set = coco_set
+
+    def __len__(self):
+        return len(self.coco_set)
+
+    def __getitem__(self, i):
+        return self.coco_set[i].to_scene()
+
+
+def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, data=None, network=DEFAULT_NETWORK,
+                 config=DEFAULT_TRAIN, progress=True):
+    """Train, then write ``model.npz``, ``log.json`` and ``loss.png`` to ``out`` (created if missing).
+
+    Returns
+    -------
+    params : dict of str to ndarray
+    log : list of dict
+    """
+    from .accelerated.detect import training_kernels
+
+    if iterations is not None:
+        config = with_iterations(config, iterations)
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    os.makedirs(out, exist_ok=True)
+    scenes = training_scenes(config.iterations, seed, data)
+    kernels = training_kernels(backend) if backend != "reference" else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.iterations, unit="it", desc="training")
+
+    def report(t, losses):
+        if bar is not None:
+            bar.n = t + 1
+            bar.set_postfix({k: f"{losses[k]:.3f}" for k in (*LOSS_PARTS, "total")}, refresh=True)
+
+    extra = {} if kernels is None else {"kernels": kernels}
+    try:
+        params, log = train(scenes, out, network=network, config=config, seed=seed, resume=resume, progress=report,
+                            **extra)
+    finally:
+        if bar is not None:
+            bar.close()
+    loss_figure(log).savefig(os.path.join(out, "loss.png"), dpi=110)
+    return params, log
+
+
+def loss_figure(log, window=50):
+    """The loss parts against the iteration, each smoothed by a running mean over ``window`` iterations."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    t = np.array([r["iteration"] for r in log])
+    for name in (*LOSS_PARTS, "total"):
+        values = np.array([r[name] for r in log])
+        w = max(1, min(window, len(values)))
+        smooth = np.convolve(values, np.ones(w) / w, mode="valid")
+        ax.plot(t[w - 1 :], smooth, label=name, linewidth=2.2 if name == "total" else 1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss (running mean of {window})")
+    ax.legend(ncols=3)
+    ax.grid(alpha=0.3)
+    return fig
