@@ -16,8 +16,9 @@ Subcommands:
     Write a synthetic instance-segmentation set in COCO format: ``DIR/instances.json`` and ``DIR/images/*.png``.  DIR
     must be missing or empty unless ``--overwrite``; the set appears in DIR only when complete.
 
-``fcis evaluate --data DIR --oracle [--limit N] [--backend B]``
-    Run FCIS over a COCO-format set (oracle network outputs) and print COCO mask/box AP and SBD mAP^r.
+``fcis evaluate --data DIR [--weights FILE | --oracle] [--limit N] [--backend B]``
+    Run FCIS over a COCO-format set and print COCO mask/box AP and SBD mAP^r: the bundled model's (default), a
+    model file's (``--weights``), or the oracle network outputs' (``--oracle``).
 
 ``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume] [--data DIR]``
     Train the small FCIS in NumPy on synthetic scenes drawn on the fly (or a COCO-format folder); write
@@ -79,19 +80,27 @@ def _evaluate(args):
 
     from tqdm import tqdm
 
-    from .demo import evaluate_oracle
+    from .demo import evaluate_model, evaluate_oracle
     from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
+    from .reference.train import load_model
+    from .training import bundled_model
 
-    if args.weights is not None:
-        raise ValueError("--weights needs a trained FCIS, which arrives with step 8 of the roadmap; use --oracle")
-    if not args.oracle:
-        raise ValueError("choose the network outputs: --oracle")
+    if args.weights is not None and args.oracle:
+        raise ValueError("--weights and --oracle exclude each other: evaluate a model or the oracle")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    weights = None if args.oracle else args.weights if args.weights is not None else bundled_model()
+    model = None if weights is None else load_model(weights)
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
-    m = evaluate_oracle(coco_set, limit=args.limit, progress=lambda it: tqdm(it, desc="images", unit="img"),
-                        backend=_backend(args.backend))
-    print(f"\n{m['images']} images, {m['detections']} detections (oracle network outputs)\n")
+    progress = lambda it: tqdm(it, desc="images", unit="img")  # noqa: E731
+    if model is None:
+        m = evaluate_oracle(coco_set, limit=args.limit, progress=progress, backend=_backend(args.backend))
+        what = "oracle network outputs"
+    else:
+        m = evaluate_model(coco_set, model[0], model[1], limit=args.limit, progress=progress,
+                           backend=_backend(args.backend))
+        what = f"the model {os.fspath(weights)}"
+    print(f"\n{m['images']} images, {m['detections']} detections ({what})\n")
     print(f"{'COCO':<6} " + " ".join(f"{k:>6}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
     for iou_type, stats in m["coco"].items():
         print(f"{iou_type:<6} " + " ".join(f"{v:6.3f}" for v in stats.values()))
@@ -163,7 +172,7 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="COCO AP and SBD mAP^r of FCIS over a COCO-format set")
     evaluate.add_argument("--data", required=True, help="folder with instances.json and images/")
     evaluate.add_argument("--oracle", action="store_true", help="use oracle network outputs")
-    evaluate.add_argument("--weights", help="a trained model (arrives with step 8 of the roadmap)")
+    evaluate.add_argument("--weights", help="a model file of `fcis train` (default: the bundled model)")
     evaluate.add_argument("--limit", type=int, help="only the first N images")
     _add_backend_option(evaluate)
     evaluate.set_defaults(func=_evaluate)

@@ -86,6 +86,26 @@ def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLA
     return outputs, stages
 
 
+def run_model_pipeline(scene, params, network, *, backend="reference", **config_overrides):
+    """A trained network's outputs for ``scene`` and the full inference on them (the model's twin of
+    :func:`run_oracle_pipeline`).
+
+    ``network`` is the model's :class:`~fcis_twin.reference.network.NetworkConfig`; the inference configuration is
+    :func:`~fcis_twin.reference.network.inference_config` of it, with ``config_overrides``.
+
+    Returns
+    -------
+    outputs : tuple
+        ``(rpn_prob, rpn_deltas, seg_maps, bbox_maps)``.
+    stages : Stages
+    """
+    from .reference.network import inference_config, inference_outputs
+
+    outputs = inference_outputs(params, scene.image, network)
+    stages = detector(backend)(*outputs, scene.image.shape[:2], inference_config(network, **config_overrides))
+    return outputs, stages
+
+
 def detector(backend="reference"):
     """The ``detect`` function of ``backend``: the reference's for ``"reference"``, else the accelerated one bound to
     that backend (None: the fastest available); an unknown or unavailable backend is a ValueError."""
@@ -281,6 +301,13 @@ def _zoom(ax, box, h, w, margin=0.4):
     clean_axes(ax)
 
 
+def evaluate_model(coco_set, params, network, *, limit=None, progress=iter, backend="reference", masks="full"):
+    """:func:`evaluate_oracle` of a trained network (``params`` of ``network``) instead of the oracle; the same
+    arguments otherwise, and the same result."""
+    return _evaluate(coco_set, lambda scene: run_model_pipeline(scene, params, network, backend=backend)[1],
+                     limit=limit, progress=progress, masks=masks)
+
+
 def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter, backend="reference",
                     masks="full"):
     """FCIS on the oracle outputs of every image of a COCO-format set, scored with COCO AP and SBD mAP^r.
@@ -307,6 +334,14 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
         [Detections, ...]}``: ``d`` detections in all, and each image's own (in the order of ``coco_set``), whose
         indices ``evaluate_sds``'s ``"curves"`` use.
     """
+    num_classes = len(coco_set.class_names)
+    return _evaluate(coco_set, lambda scene: run_oracle_pipeline(scene, config, num_classes=num_classes,
+                                                                 backend=backend)[1],
+                     limit=limit, progress=progress, masks=masks)
+
+
+def _evaluate(coco_set, pipeline, *, limit, progress, masks):
+    """Run ``pipeline(scene) -> Stages`` on the images of ``coco_set`` and score the detections."""
     from .reference.evaluate import detections_to_coco, evaluate_coco, evaluate_sds
 
     n = len(coco_set) if limit is None else min(as_int("limit", limit, low=1), len(coco_set))
@@ -315,8 +350,7 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
     results, detections, truths = [], [], []
     for i in progress(range(n)):
         record = coco_set[i]
-        _, stages = run_oracle_pipeline(record.to_scene(), config, num_classes=len(coco_set.class_names),
-                                        backend=backend)
+        stages = pipeline(record.to_scene())
         if masks == "official":
             stages = _officially_resampled(stages)
         results += detections_to_coco(stages.detections, record.image_id, coco_set.category_ids)

@@ -6,6 +6,7 @@ images of ``fcis data make``) with seed ``TRAIN_SEED_OFFSET + seed``, so that no
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -14,8 +15,18 @@ from .reference.train import DEFAULT_TRAIN, train, with_iterations
 
 #: Added to ``--seed`` to draw the training scenes: evaluation sets use small seeds.
 TRAIN_SEED_OFFSET = 1_000_000
+#: Where the bundled model lives inside the package.
+BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "fcis_shapes.npz"
 #: The loss parts, in the order of the progress bar and the figure.
 LOSS_PARTS = ("rpn_cls", "rpn_box", "cls", "seg", "box")
+
+
+def bundled_model():
+    """The path of the model file shipped with the package; ValueError when this install has none."""
+    if not BUNDLED_MODEL.is_file():
+        raise ValueError("this install has no bundled model; train one with `fcis train --out DIR` and pass "
+                         "--weights DIR/model.npz, or use --oracle")
+    return BUNDLED_MODEL
 
 
 def training_scenes(n, seed, data=None):

@@ -44,10 +44,10 @@ class NetworkConfig:
     num_classes: int = 5
     group_size: int = 3
     output_size: int = 21
-    backbone: tuple = ((16, 1, 1), (32, 2, 1), (32, 1, 1), (64, 2, 1), (64, 1, 2), (64, 1, 4))
+    backbone: tuple = ((16, 2, 1), (32, 1, 1), (64, 2, 1), (64, 1, 1), (64, 1, 2), (64, 1, 4), (64, 1, 8))
     rpn_channels: int = 64
     head_channels: int = 128
-    anchor_scales: tuple = (4, 8, 16)
+    anchor_scales: tuple = (3, 6, 12, 24)
     anchor_ratios: tuple = (0.5, 1.0, 2.0)
     input_channels: int = field(default=3)
 

@@ -53,16 +53,31 @@ def test_data_make_then_evaluate_oracle(tmp_path, capsys):
     assert ap50 >= 0.8, out  # the oracle is a ceiling for post-processing; 200 images give 0.97 (docs/evaluation.md)
 
 
-def test_evaluate_needs_network_outputs(tmp_path, capsys):
-    """Without --oracle, and with --weights (no trained model yet), evaluate is a usage error naming the option."""
+def test_evaluate_chooses_the_network_outputs(tmp_path, capsys, monkeypatch):
+    """--weights FILE evaluates that model; without a bundled model, no flag is a usage error naming --weights and
+    --oracle; a missing or damaged file, or both flags, are usage errors too."""
+    from fcis_twin import training
+    from fcis_twin.reference.network import NetworkConfig, init_params
+    from fcis_twin.reference.train import save_model
+
     data = tmp_path / "set"
-    main(["data", "make", "--out", str(data), "--n", "1"])
-    for extra in ([], ["--weights", "model.npz"]):
+    main(["data", "make", "--out", str(data), "--n", "2"])
+    small = NetworkConfig(group_size=2, output_size=6, backbone=((4, 2, 1), (4, 2, 1)), rpn_channels=4,
+                          head_channels=4)
+    save_model(tmp_path / "m.npz", init_params(small, np.random.default_rng(0)), small)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), "--weights", str(tmp_path / "m.npz")]) == 0
+    assert "(the model " in capsys.readouterr().out
+    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    monkeypatch.setattr(training, "BUNDLED_MODEL", tmp_path / "none.npz")
+    cases = [([], "no bundled model.*--weights.*--oracle"), (["--weights", str(tmp_path / "no.npz")], "does not exist"),
+             (["--weights", str(tmp_path / "bad.npz")], "not a readable model file"),
+             (["--weights", str(tmp_path / "m.npz"), "--oracle"], "exclude each other")]
+    for extra, match in cases:
         with pytest.raises(SystemExit) as info:
             main(["evaluate", "--data", str(data), *extra])
         assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "--oracle" in err and "--weights" in err
+        assert re.search(match, capsys.readouterr().err), extra
 
 
 def test_evaluate_missing_data_is_a_usage_error(tmp_path):
