@@ -2,8 +2,9 @@
 
 Subcommands:
 
-``fcis demo [--seed N] [--out fcis_demo.png] [--backend B]``
-    Generate a synthetic scene, run the full FCIS inference on oracle network outputs, print the detections and
+``fcis demo [--seed N] [--out fcis_demo.png] [--weights FILE | --oracle] [--backend B]``
+    Generate a synthetic scene, run the full FCIS inference on network outputs (the bundled model's where the
+    install has one, a model file's, or the oracle's), print the detections and
     write a figure of every stage (into ``fcis_demo.png`` inside ``--out`` when it is a folder; ``.png`` added
     when it has no suffix; replaced whole when it exists).
 
@@ -40,7 +41,9 @@ import sys
 def _demo(args):
     from .demo import run_demo
 
-    result = run_demo(seed=args.seed, out=args.out, backend=_backend(args.backend))
+    model = _model(args)
+    result = run_demo(seed=args.seed, out=args.out, backend=_backend(args.backend), model=model)
+    print("network outputs: " + ("the oracle's" if model is None else model[2]))
     print(result.table)
     print(f"\nfigure written to {result.figure_path}")
     return 0
@@ -73,6 +76,24 @@ def _data_make(args):
     path = make_data(args.out, args.n, args.seed, image_size=(h, w), overwrite=args.overwrite)
     print(f"wrote {args.n} images and {path}")
     return 0
+
+
+def _model(args):
+    """``(params, network, name)`` of the model that ``--weights`` / ``--oracle`` choose, None for the oracle: the
+    bundled model by default, the oracle where this install has none."""
+    import os
+
+    from .reference.train import load_model
+    from .training import BUNDLED_MODEL
+
+    if args.weights is not None and args.oracle:
+        raise ValueError("--weights and --oracle exclude each other: a model or the oracle")
+    if args.oracle or (args.weights is None and not BUNDLED_MODEL.is_file()):
+        return None
+    path = BUNDLED_MODEL if args.weights is None else args.weights
+    params, network, _, _ = load_model(path)
+    name = "the bundled model" if args.weights is None else f"the model {os.fspath(path)}"
+    return params, network, name
 
 
 def _evaluate(args):
@@ -143,6 +164,8 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     demo.add_argument("--out", default="fcis_demo.png",
                       help="figure file, or a folder to put fcis_demo.png in (default fcis_demo.png)")
+    demo.add_argument("--weights", help="a model file of `fcis train` (default: the bundled model)")
+    demo.add_argument("--oracle", action="store_true", help="use oracle network outputs instead of a model")
     _add_backend_option(demo)
     demo.set_defaults(func=_demo)
 

@@ -55,7 +55,7 @@ class DemoResult:
     """
 
     scene: Scene
-    outputs: OracleOutputs
+    outputs: OracleOutputs  # or NetworkOutputs: both name their four tensors alike
     stages: Stages
     best_iou: np.ndarray
     table: str
@@ -95,8 +95,7 @@ def run_model_pipeline(scene, params, network, *, backend="reference", **config_
 
     Returns
     -------
-    outputs : tuple
-        ``(rpn_prob, rpn_deltas, seg_maps, bbox_maps)``.
+    outputs : NetworkOutputs
     stages : Stages
     """
     from .reference.network import inference_config, inference_outputs
@@ -189,8 +188,8 @@ def _figure_format(path):
     return os.path.splitext(path.name)[1][1:].lower()
 
 
-def run_demo(seed=0, out=DEMO_FIGURE, backend="reference"):
-    """Generate a scene, run FCIS on its oracle outputs and write the figure; returns a DemoResult.
+def run_demo(seed=0, out=DEMO_FIGURE, backend="reference", model=None):
+    """Generate a scene, run FCIS on its network outputs and write the figure; returns a DemoResult.
 
     Parameters
     ----------
@@ -202,6 +201,9 @@ def run_demo(seed=0, out=DEMO_FIGURE, backend="reference"):
         existing figure is replaced whole, and a failure leaves it as it was.
     backend : str or None
         Where the inference runs, as in :func:`run_oracle_pipeline`.
+    model : (params, NetworkConfig, name), optional
+        A trained network (:func:`fcis_twin.reference.train.load_model`) and what to call it in the figure; None:
+        the oracle network outputs.
 
     Returns
     -------
@@ -211,16 +213,22 @@ def run_demo(seed=0, out=DEMO_FIGURE, backend="reference"):
     path = None if out is None else figure_path(out)
     detector(backend)  # an unknown backend fails before anything runs
     if path is None:
-        return _demo_result(seed, backend)
+        return _demo_result(seed, backend, model)
     with replace_file("out", path) as temp:  # made now: an unwritable folder fails before the pipeline runs
-        result = _demo_result(seed, backend, path)
-        demo_figure(result).savefig(temp, dpi=110, format=_figure_format(path))
+        result = _demo_result(seed, backend, model, path)
+        figure = demo_figure(result)
+        figure.suptitle("FCIS on oracle network outputs" if model is None else f"FCIS with {model[2]}",
+                        fontsize=14)
+        figure.savefig(temp, dpi=110, format=_figure_format(path))
     return result
 
 
-def _demo_result(seed, backend, path=None):
+def _demo_result(seed, backend, model, path=None):
     scene = make_scene(seed)
-    outputs, stages = run_oracle_pipeline(scene, backend=backend)
+    if model is None:
+        outputs, stages = run_oracle_pipeline(scene, backend=backend)
+    else:
+        outputs, stages = run_model_pipeline(scene, model[0], model[1], backend=backend)
     best_iou = best_mask_iou(stages.detections, scene)
     return DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou), path)
 

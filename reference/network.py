@@ -15,6 +15,7 @@ the official ResNet-101 FCIS does, only smaller:
 """
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -206,6 +207,16 @@ def _through_layer(name, grad_y, cache, param_grads, grad_x=True):
     return grad_input
 
 
+class NetworkOutputs(NamedTuple):
+    """The four tensors :func:`fcis_twin.reference.detect.detect` reads, named as in
+    :class:`fcis_twin.reference.oracle.OracleOutputs`."""
+
+    rpn_prob: np.ndarray  #: (1, 2A, Hf, Wf) float32, channels ``a`` background and ``A + a`` foreground
+    rpn_deltas: np.ndarray  #: (1, 4A, Hf, Wf) float32
+    seg_maps: np.ndarray  #: (1, 2 C k^2, Hf, Wf) float32
+    bbox_maps: np.ndarray  #: (1, 8 k^2, Hf, Wf) float32
+
+
 def inference_outputs(params, image, config):
     """The four tensors :func:`fcis_twin.reference.detect.detect` reads, for one image.
 
@@ -217,18 +228,15 @@ def inference_outputs(params, image, config):
 
     Returns
     -------
-    rpn_prob : (1, 2A, Hf, Wf) float32
-        The softmax of each anchor's (background, foreground) score pair, channels ``a`` and ``A + a``.
-    rpn_deltas : (1, 4A, Hf, Wf) float32
-    seg_maps : (1, 2 C k^2, Hf, Wf) float32
-    bbox_maps : (1, 8 k^2, Hf, Wf) float32
+    NetworkOutputs
+        ``rpn_prob`` is the softmax of each anchor's (background, foreground) score pair.
     """
     outputs, _ = forward(params, preprocess(image), config)
     _, two_a, hf, wf = outputs["rpn_cls"].shape
     pair = outputs["rpn_cls"].reshape(1, 2, two_a // 2, hf, wf).astype(np.float64)  # (1, bg/fg, A, Hf, Wf)
     pair = np.exp(pair - pair.max(axis=1, keepdims=True))
     rpn_prob = (pair / pair.sum(axis=1, keepdims=True)).reshape(1, two_a, hf, wf).astype(np.float32)
-    return rpn_prob, outputs["rpn_bbox"], outputs["seg"], outputs["bbox"]
+    return NetworkOutputs(rpn_prob, outputs["rpn_bbox"], outputs["seg"], outputs["bbox"])
 
 
 def inference_config(config, **overrides):

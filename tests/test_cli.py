@@ -268,3 +268,26 @@ def test_train_writes_a_model_its_log_and_its_curve(tmp_path, capsys):
             main(["train", "--out", str(tmp_path / "other"), *argv])
         assert exit_info.value.code == 2
         assert re.search(match, capsys.readouterr().err)
+
+
+def test_demo_runs_a_model_file_and_says_which_outputs_it_shows(tmp_path, capsys, monkeypatch, quick_demo):
+    """--weights FILE runs that model; --oracle the oracle; without either, the bundled model, or the oracle where
+    the install has none; both flags together are a usage error."""
+    from fcis_twin import training
+    from fcis_twin.reference.network import NetworkConfig, init_params
+    from fcis_twin.reference.train import save_model
+
+    small = NetworkConfig(group_size=2, output_size=6, backbone=((4, 2, 1), (4, 2, 1)), rpn_channels=4,
+                          head_channels=4)
+    save_model(tmp_path / "m.npz", init_params(small, np.random.default_rng(0)), small)
+    monkeypatch.setattr(training, "BUNDLED_MODEL", tmp_path / "none.npz")
+    for argv, said in ((["--weights", str(tmp_path / "m.npz")], "the model "), (["--oracle"], "the oracle's"),
+                       ([], "the oracle's")):
+        assert main(["demo", "--out", str(tmp_path / "fig.png"), *argv]) == 0
+        assert f"network outputs: {said}" in capsys.readouterr().out
+    monkeypatch.setattr(training, "BUNDLED_MODEL", tmp_path / "m.npz")
+    assert main(["demo", "--out", str(tmp_path / "fig.png")]) == 0
+    assert "network outputs: the bundled model" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--weights", str(tmp_path / "m.npz"), "--oracle"])
+    assert info.value.code == 2 and "exclude each other" in capsys.readouterr().err
