@@ -169,7 +169,9 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
     -------
     params : dict of str to ndarray
     log : list of dict
-        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>}``.
+        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>, "foreground", "kept"}``, the last
+        two the numbers of foreground ROIs and of ROIs OHEM kept (``seg`` and ``box`` are averaged over the kept
+        ROIs, background ones included, so they grow with the share of foreground).
     """
     seed = as_int("seed", seed, low=0)
     if len(scenes) == 0:
@@ -193,7 +195,8 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
         if not all(math.isfinite(v) for v in step.losses.values()):
             raise FloatingPointError(f"iteration {t}: a loss is not finite ({step.losses}); lower the learning rate")
         sgd_step(params, step.grads, velocity, rate, config)
-        log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step.losses})
+        log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step.losses,
+                    "foreground": int((step.roi_labels > 0).sum()), "kept": int(step.kept.sum())})
         if progress is not None:
             progress(t, step.losses)
         if (t + 1) % config.checkpoint_every == 0 and t + 1 < config.iterations:
