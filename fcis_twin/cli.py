@@ -78,19 +78,21 @@ def _data_make(args):
     return 0
 
 
-def _model(args):
-    """``(params, network, name)`` of the model that ``--weights`` / ``--oracle`` choose, None for the oracle: the
-    bundled model by default, the oracle where this install has none."""
+def _model(args, *, without_bundled="oracle"):
+    """``(params, network, name)`` of the model that ``--weights`` / ``--oracle`` choose, None for the oracle.
+
+    Without either flag: the bundled model; where this install has none, the oracle (``without_bundled="oracle"``)
+    or a ValueError that says what to pass (``"error"``)."""
     import os
 
     from .reference.train import load_model
-    from .training import BUNDLED_MODEL
+    from .training import BUNDLED_MODEL, bundled_model
 
     if args.weights is not None and args.oracle:
         raise ValueError("--weights and --oracle exclude each other: a model or the oracle")
-    if args.oracle or (args.weights is None and not BUNDLED_MODEL.is_file()):
+    if args.oracle or (args.weights is None and without_bundled == "oracle" and not BUNDLED_MODEL.is_file()):
         return None
-    path = BUNDLED_MODEL if args.weights is None else args.weights
+    path = bundled_model() if args.weights is None else args.weights
     params, network, _, _ = load_model(path)
     name = "the bundled model" if args.weights is None else f"the model {os.fspath(path)}"
     return params, network, name
@@ -103,15 +105,10 @@ def _evaluate(args):
 
     from .demo import evaluate_model, evaluate_oracle
     from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
-    from .reference.train import load_model
-    from .training import bundled_model
 
-    if args.weights is not None and args.oracle:
-        raise ValueError("--weights and --oracle exclude each other: evaluate a model or the oracle")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    weights = None if args.oracle else args.weights if args.weights is not None else bundled_model()
-    model = None if weights is None else load_model(weights)
+    model = _model(args, without_bundled="error")
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
     progress = lambda it: tqdm(it, desc="images", unit="img")  # noqa: E731
     if model is None:
@@ -120,7 +117,7 @@ def _evaluate(args):
     else:
         m = evaluate_model(coco_set, model[0], model[1], limit=args.limit, progress=progress,
                            backend=_backend(args.backend))
-        what = f"the model {os.fspath(weights)}"
+        what = model[2]
     print(f"\n{m['images']} images, {m['detections']} detections ({what})\n")
     print(f"{'COCO':<6} " + " ".join(f"{k:>6}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
     for iou_type, stats in m["coco"].items():
