@@ -14,7 +14,7 @@ the official ResNet-101 FCIS does, only smaller:
 ``docs/training.md`` gives the reasons for the sizes.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +40,8 @@ class NetworkConfig:
         Widths of the RPN's 3 x 3 convolution and of the FCIS head's 1 x 1 convolution.
     anchor_scales, anchor_ratios : tuple of float
         Anchors of side ``stride * scale`` (:func:`fcis_twin.reference.anchors.anchor_base`).
+    input_channels : int
+        Channels of the input image (3, RGB).
     """
 
     num_classes: int = 5
@@ -50,7 +52,7 @@ class NetworkConfig:
     head_channels: int = 128
     anchor_scales: tuple = (3, 6, 12, 24)
     anchor_ratios: tuple = (0.5, 1.0, 2.0)
-    input_channels: int = field(default=3)
+    input_channels: int = 3
 
     @property
     def stride(self):
@@ -102,6 +104,14 @@ def layer_specs(config):
         ("bbox", config.head_channels, 8 * k * k, 1, one, False),
     ]
     return specs
+
+
+def param_shapes(config):
+    """``{"<layer>.weight": (O, C, k, k), "<layer>.bias": (O,)}`` of every parameter of the network."""
+    shapes = {}
+    for name, cin, cout, ksize, _, _ in layer_specs(config):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (cout, cin, ksize, ksize), (cout,)
+    return shapes
 
 
 def init_params(config, rng):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._checks import as_int
 from ._files import replace_file
-from .network import DEFAULT_NETWORK, NetworkConfig, init_params
+from .network import DEFAULT_NETWORK, NetworkConfig, init_params, param_shapes
 from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, training_step
 
 #: What a model file says it is.
@@ -134,8 +134,8 @@ def load_model(path, network=None):
     if network is not None and stored != network:
         raise ValueError(f"weights file {text!r} holds another network configuration: {stored} (expected {network})")
     params = {k.split("/", 1)[1]: v for k, v in contents.items() if k.startswith("params/")}
-    expected = init_params(stored, np.random.default_rng(0))
-    wrong = [k for k in expected if k not in params or params[k].shape != expected[k].shape]
+    expected = param_shapes(stored)
+    wrong = [k for k in expected if k not in params or params[k].shape != expected[k]]
     if wrong or params.keys() != expected.keys():
         raise ValueError(f"weights file {text!r} does not fit its configuration (parameters {wrong[:3]} missing or "
                          f"of another shape)")

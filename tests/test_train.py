@@ -41,6 +41,12 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     (tmp_path / "cut.npz").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match="not a readable model file"):
         load_model(tmp_path / "cut.npz")
+    save_model(tmp_path / "short.npz", {k: v for k, v in params.items() if k != "seg.bias"}, SMALL)
+    with pytest.raises(ValueError, match="does not fit its configuration"):
+        load_model(tmp_path / "short.npz")
+    save_model(tmp_path / "wide.npz", {**params, "seg.bias": np.zeros(7, np.float32)}, SMALL)
+    with pytest.raises(ValueError, match="does not fit its configuration"):
+        load_model(tmp_path / "wide.npz")
     np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
     with pytest.raises(ValueError, match="not an FCIS model file"):
         load_model(tmp_path / "other.npz")
