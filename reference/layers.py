@@ -51,7 +51,8 @@ def conv2d_forward(x, weight, bias, geometry=PLAIN):
     ----------
     x : (N, C, H, W) float ndarray
     weight : (O, C, kh, kw) float ndarray, ``kh == kw``
-    bias : (O,) float ndarray
+    bias : (O,) float ndarray, or None
+        None: no bias (a layer followed by a normalisation, whose shift takes its place).
     geometry : ConvGeometry
         Stride, zero padding on every side, and dilation (the spacing of the filter taps).
 
@@ -71,9 +72,9 @@ def conv2d_forward(x, weight, bias, geometry=PLAIN):
     array([[[[ 8., 12.],
              [20., 24.]]]])
     """
-    x, weight, bias = (_as_float(name, a, ndim) for name, a, ndim in (("x", x, 4), ("weight", weight, 4),
-                                                                         ("bias", bias, 1)))
+    x, weight = _as_float("x", x, 4), _as_float("weight", weight, 4)
     num_out, channels, kh, kw = weight.shape
+    bias = np.zeros(num_out, weight.dtype) if bias is None else _as_float("bias", bias, 1)
     if kh != kw:
         raise ValueError(f"weight must hold square kernels, got {kh} x {kw}")
     if x.shape[1] != channels or bias.shape[0] != num_out:
@@ -101,6 +102,7 @@ def conv2d_backward(grad_y, cache, *, grad_x=True):
     grad_x : (N, C, H, W) ndarray, or None
     grad_weight : (O, C, k, k) ndarray
     grad_bias : (O,) ndarray
+        Also when the forward pass had no bias (then nothing uses it).
     """
     cols, x_shape, weight, geometry = cache
     num_out, channels, k, _ = weight.shape
@@ -146,6 +148,71 @@ def _col2im(grad_cols, x_shape, k, geometry):
         for v in range(k):
             padded[:, :, d * u : d * u + s * (ho - 1) + 1 : s, d * v : d * v + s * (wo - 1) + 1 : s] += g[:, :, u, v]
     return padded[:, :, p : p + h, p : p + w]
+
+
+def group_norm_forward(x, scale, shift, groups, eps=1e-5):
+    r"""Group normalisation (Wu and He, 2018): each image's channels in ``groups`` groups, each group standardised
+    over its channels and pixels, then every channel scaled and shifted.
+
+    It needs no batch (training here sees one image at a time) and makes every layer's output independent of the
+    image's contrast and of the scale of the weights before it.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float ndarray
+    scale, shift : (C,) float ndarray
+        :math:`\gamma` and :math:`\beta`.
+    groups : int
+        Divides ``C``.
+    eps : float
+        Added to the variance.
+
+    Returns
+    -------
+    y : (N, C, H, W) ndarray
+        :math:`y = \gamma_c\, \hat x + \beta_c`, :math:`\hat x = (x - \mu_{n,g}) / \sqrt{\sigma^2_{n,g} +
+        \epsilon}` with the mean and (biased) variance of image ``n``'s group ``g``.
+    cache : tuple
+        For :func:`group_norm_backward`.
+
+    Examples
+    --------
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> y, _ = group_norm_forward(x, np.ones(2), np.zeros(2), groups=2)
+    >>> y[0, 0].round(3)
+    array([[-1.342, -0.447],
+           [ 0.447,  1.342]])
+    """
+    n, c, h, w = x.shape
+    if c % groups:
+        raise ValueError(f"groups ({groups}) must divide the channels of x ({c})")
+    grouped = x.reshape(n, groups, -1)  # (N, G, C/G * H * W)
+    mean = grouped.mean(axis=2, keepdims=True)
+    inv_std = 1 / np.sqrt(grouped.var(axis=2, keepdims=True) + np.asarray(eps, x.dtype))
+    normalised = ((grouped - mean) * inv_std).reshape(x.shape)
+    y = normalised * scale[:, None, None] + shift[:, None, None]
+    return y.astype(x.dtype, copy=False), (normalised, inv_std, scale, groups)
+
+
+def group_norm_backward(grad_y, cache):
+    r"""Gradients of :func:`group_norm_forward` with respect to ``x``, ``scale`` and ``shift``.
+
+    Within a group of ``m`` values, :math:`\partial L/\partial x = \frac{1}{\sigma} (g - \bar g - \hat x\,
+    \overline{g \hat x})` with :math:`g = \gamma\, \partial L / \partial y` and bars the group means.
+
+    Returns
+    -------
+    grad_x : (N, C, H, W) ndarray
+    grad_scale, grad_shift : (C,) ndarray
+    """
+    normalised, inv_std, scale, groups = cache
+    n = normalised.shape[0]
+    grad_scale = np.sum(grad_y * normalised, axis=(0, 2, 3))
+    grad_shift = grad_y.sum(axis=(0, 2, 3))
+    g = (grad_y * scale[:, None, None]).reshape(n, groups, -1)
+    xhat = normalised.reshape(n, groups, -1)
+    grad_x = inv_std * (g - g.mean(axis=2, keepdims=True) - xhat * np.mean(g * xhat, axis=2, keepdims=True))
+    return grad_x.reshape(normalised.shape).astype(grad_y.dtype, copy=False), grad_scale, grad_shift
 
 
 def relu_forward(x):

@@ -19,7 +19,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .layers import ConvGeometry, conv2d_backward, conv2d_forward, he_normal, relu_backward, relu_forward
+from .layers import (
+    ConvGeometry,
+    conv2d_backward,
+    conv2d_forward,
+    group_norm_backward,
+    group_norm_forward,
+    he_normal,
+    relu_backward,
+    relu_forward,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,10 @@ class NetworkConfig:
         Anchors of side ``stride * scale`` (:func:`fcis_twin.reference.anchors.anchor_base`).
     input_channels : int
         Channels of the input image (3, RGB).
+    norm_groups : int
+        0: no normalisation.  Otherwise every convolution followed by a ReLU (the backbone, ``rpn_conv`` and
+        ``head_conv``) is followed by a group normalisation with this many groups (it must divide their widths)
+        and has no bias of its own.
     """
 
     num_classes: int = 5
@@ -53,6 +66,7 @@ class NetworkConfig:
     anchor_scales: tuple = (3, 6, 12, 24)
     anchor_ratios: tuple = (0.5, 1.0, 2.0)
     input_channels: int = 3
+    norm_groups: int = 0
 
     @property
     def stride(self):
@@ -107,10 +121,18 @@ def layer_specs(config):
 
 
 def param_shapes(config):
-    """``{"<layer>.weight": (O, C, k, k), "<layer>.bias": (O,)}`` of every parameter of the network."""
+    """``{"<layer>.weight": (O, C, k, k), "<layer>.bias": (O,)}`` of every parameter of the network.
+
+    A normalised layer (``config.norm_groups > 0``) has ``"<layer>.norm_scale"`` and ``"<layer>.norm_shift"``,
+    both (O,), in place of its bias.
+    """
     shapes = {}
-    for name, cin, cout, ksize, _, _ in layer_specs(config):
-        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (cout, cin, ksize, ksize), (cout,)
+    for name, cin, cout, ksize, _, relu in layer_specs(config):
+        shapes[f"{name}.weight"] = (cout, cin, ksize, ksize)
+        if relu and config.norm_groups:
+            shapes[f"{name}.norm_scale"] = shapes[f"{name}.norm_shift"] = (cout,)
+        else:
+            shapes[f"{name}.bias"] = (cout,)
     return shapes
 
 
@@ -125,7 +147,9 @@ def init_params(config, rng):
         shape = (cout, cin, ksize, ksize)
         params[f"{name}.weight"] = (he_normal(rng, shape) if relu
                                     else (rng.standard_normal(shape) * 0.01).astype(np.float32))
-        params[f"{name}.bias"] = np.zeros(cout, np.float32)
+    for name, shape in param_shapes(config).items():  # biases and shifts 0, scales 1
+        if not name.endswith(".weight"):
+            params[name] = np.full(shape, 1 if name.endswith(".norm_scale") else 0, np.float32)
     return params
 
 
@@ -161,7 +185,10 @@ def forward(params, x, config):
     current = x
     for name, _, _, _, geometry, relu in layer_specs(config):
         source = current if name.startswith("conv") else outputs[inputs[name]]
-        y, cache[name] = conv2d_forward(source, params[f"{name}.weight"], params[f"{name}.bias"], geometry)
+        y, cache[name] = conv2d_forward(source, params[f"{name}.weight"], params.get(f"{name}.bias"), geometry)
+        if f"{name}.norm_scale" in params:
+            y, cache[f"{name}.norm"] = group_norm_forward(y, params[f"{name}.norm_scale"],
+                                                          params[f"{name}.norm_shift"], config.norm_groups)
         if relu:
             y, cache[f"{name}.relu"] = relu_forward(y)
         outputs[name] = y
@@ -212,8 +239,12 @@ def _through_layer(name, grad_y, cache, param_grads, grad_x=True):
         grad_y = np.zeros((n, weight.shape[0], geometry.output_size(h, k), geometry.output_size(w, k)), cols.dtype)
     if f"{name}.relu" in cache:
         grad_y = relu_backward(grad_y, cache[f"{name}.relu"])
-    grad_input, param_grads[f"{name}.weight"], param_grads[f"{name}.bias"] = conv2d_backward(grad_y, cache[name],
-                                                                                             grad_x=grad_x)
+    if f"{name}.norm" in cache:
+        grad_y, param_grads[f"{name}.norm_scale"], param_grads[f"{name}.norm_shift"] = group_norm_backward(
+            grad_y, cache[f"{name}.norm"])
+    grad_input, param_grads[f"{name}.weight"], grad_bias = conv2d_backward(grad_y, cache[name], grad_x=grad_x)
+    if f"{name}.norm" not in cache:
+        param_grads[f"{name}.bias"] = grad_bias
     return grad_input
 
 

@@ -5,7 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fcis_twin.reference.layers import conv2d_backward, conv2d_forward, conv_geometry, relu_backward, relu_forward
+from fcis_twin.reference.layers import (
+    conv2d_backward,
+    conv2d_forward,
+    conv_geometry,
+    group_norm_backward,
+    group_norm_forward,
+    relu_backward,
+    relu_forward,
+)
 from tests.gradients import assert_gradient
 
 
@@ -38,6 +46,38 @@ def test_conv2d_gradients_match_finite_differences(n, c, o, k, size, stride, pad
     assert_gradient(lambda v: loss(v, w, b), x, grad_x)
     assert_gradient(lambda v: loss(x, v, b), w, grad_w)
     assert_gradient(lambda v: loss(x, w, v), b, grad_b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 2), groups=st.integers(1, 3), per_group=st.integers(1, 3), size=st.integers(1, 4),
+       seed=st.integers(0, 2**16))
+def test_group_norm_gradients_match_finite_differences(n, groups, per_group, size, seed):
+    """d loss / d x, d scale, d shift of a group normalisation equal their central differences."""
+    rng = np.random.default_rng(seed)
+    c = groups * per_group
+    if per_group * size * size < 2:  # a group of one value normalises to 0 whatever it is: nothing to check
+        return
+    x = rng.standard_normal((n, c, size, size)) * 3 + 1
+    scale, shift = rng.standard_normal(c), rng.standard_normal(c)
+    y, cache = group_norm_forward(x, scale, shift, groups)
+    upstream = rng.standard_normal(y.shape)
+    grad_x, grad_scale, grad_shift = group_norm_backward(upstream, cache)
+    loss = lambda x_, s_, b_: float(np.sum(upstream * group_norm_forward(x_, s_, b_, groups)[0]))  # noqa: E731
+    assert_gradient(lambda v: loss(v, scale, shift), x, grad_x)
+    assert_gradient(lambda v: loss(x, v, shift), scale, grad_scale)
+    assert_gradient(lambda v: loss(x, scale, v), shift, grad_shift)
+
+
+def test_group_norm_standardises_each_group_of_each_image():
+    """With scale 1 and shift 0 every (image, group) has mean 0 and variance 1, whatever the input's scale."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 5, 5)) * np.array([1, 1, 100, 100, 0.5, 0.5])[:, None, None] + 7
+    y, _ = group_norm_forward(x, np.ones(6), np.zeros(6), groups=3)
+    grouped = y.reshape(2, 3, -1)
+    np.testing.assert_allclose(grouped.mean(axis=2), 0, atol=1e-12)
+    np.testing.assert_allclose(grouped.var(axis=2), 1, rtol=1e-4)  # eps = 1e-5 against variances >= 0.25
+    with pytest.raises(ValueError, match="groups \\(4\\) must divide the channels of x \\(6\\)"):
+        group_norm_forward(x, np.ones(6), np.zeros(6), groups=4)
 
 
 def test_relu_gradient_matches_finite_differences():

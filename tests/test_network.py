@@ -1,12 +1,17 @@
 """The small FCIS network: output shapes, and the gradient of every parameter against finite differences."""
 
 import numpy as np
+import pytest
 
 from fcis_twin.reference.network import NetworkConfig, backward, forward, init_params, layer_specs, preprocess
 from tests.gradients import ATOL, RTOL, numerical_gradient
 
 TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((3, 1, 1), (4, 2, 1), (4, 1, 2)),
                      rpn_channels=3, head_channels=3, anchor_scales=(2,), anchor_ratios=(1.0, 2.0))
+#: The same with group normalisation (two groups of two channels).
+TINY_NORM = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1, 1), (4, 2, 1), (4, 1, 2)),
+                          rpn_channels=4, head_channels=4, anchor_scales=(2,), anchor_ratios=(1.0, 2.0),
+                          norm_groups=2)
 
 
 def test_outputs_have_the_shapes_inference_reads():
@@ -22,20 +27,21 @@ def test_outputs_have_the_shapes_inference_reads():
     assert all(v.dtype == np.float32 for v in out.values())
 
 
-def test_every_parameter_gradient_matches_finite_differences():
+@pytest.mark.parametrize("cfg", [TINY, TINY_NORM], ids=["plain", "group-norm"])
+def test_every_parameter_gradient_matches_finite_differences(cfg):
     """A weighted sum of the four outputs: each parameter's gradient from backward equals its central differences."""
     rng = np.random.default_rng(0)
-    params = {k: v.astype(np.float64) for k, v in init_params(TINY, rng).items()}
+    params = {k: v.astype(np.float64) for k, v in init_params(cfg, rng).items()}
     params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}  # biases away from 0 too
     x = rng.standard_normal((1, 3, 7, 6))
-    out, cache = forward(params, x, TINY)
+    out, cache = forward(params, x, cfg)
     heads = ("rpn_cls", "rpn_bbox", "seg", "bbox")
     upstream = {name: rng.standard_normal(out[name].shape) for name in heads}
-    grads = backward(upstream, cache, TINY)
+    grads = backward(upstream, cache, cfg)
     assert grads.keys() == params.keys()
 
     def loss(name, value):
-        out_, _ = forward({**params, name: value}, x, TINY)
+        out_, _ = forward({**params, name: value}, x, cfg)
         return float(sum(np.sum(upstream[h] * out_[h]) for h in heads))
 
     for name, value in params.items():
@@ -45,7 +51,7 @@ def test_every_parameter_gradient_matches_finite_differences():
 
 def test_config_round_trips_through_plain_values():
     """to_dict / from_dict give back an equal configuration (what a model file stores)."""
-    for cfg in (NetworkConfig(), TINY):
+    for cfg in (NetworkConfig(), TINY, TINY_NORM):
         assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     assert [s[0] for s in layer_specs(TINY)] == ["conv1", "conv2", "conv3", "rpn_conv", "rpn_cls", "rpn_bbox",
                                                  "head_conv", "seg", "bbox"]
