@@ -148,8 +148,9 @@ def training_step(params, scene, net_config, loss_config=DEFAULT_LOSSES, *, rng,
     # --- the head: assembly, joint formulation, per-ROI losses
     assembled = _assemble(kernels, outputs["seg"], rois, geometry)  # (R, 2C, P, P)
     _, cls_score, _ = joint_forward_arrays(assembled)
-    box_bins = _assemble(kernels, outputs["bbox"], rois, geometry)  # (R, 8, P, P)
-    bbox_pred = box_bins[:, 4:8].mean(axis=(2, 3))  # (R, 4) the foreground slot, reg = 1
+    fg_box_maps = np.ascontiguousarray(outputs["bbox"][:, 4 * k * k :])  # the foreground slot's 4 k^2 channels
+    box_bins = _assemble(kernels, fg_box_maps, rois, geometry)  # (R, 4, P, P)
+    bbox_pred = box_bins.mean(axis=(2, 3))  # (R, 4); the background slot gets no loss and no gradient
     foreground = (pt.labels > 0)[:, None]
     cls_loss, cls_grad = softmax_cross_entropy(cls_score, pt.labels)
     seg_loss, seg_grad = mask_loss(assembled, pt.labels, pt.mask_targets)
@@ -167,10 +168,12 @@ def training_step(params, scene, net_config, loss_config=DEFAULT_LOSSES, *, rng,
     losses["box"] = w_box * (box_loss @ weight)
     grad_assembled = w_seg * seg_grad * weight[:, None, None, None] + joint_backward_arrays(
         assembled, None, w_cls * cls_grad * weight[:, None], None)
-    grad_box_bins = np.zeros_like(box_bins)
-    grad_box_bins[:, 4:8] = (w_box * box_grad * foreground * weight[:, None] / (P * P))[:, :, None, None]
+    grad_box_bins = np.broadcast_to((w_box * box_grad * foreground * weight[:, None] / (P * P))[:, :, None, None],
+                                    box_bins.shape)
     grads["seg"] = _assemble_backward(kernels, grad_assembled, rois, outputs["seg"], geometry)
-    grads["bbox"] = _assemble_backward(kernels, grad_box_bins, rois, outputs["bbox"], geometry)
+    grads["bbox"] = np.zeros_like(outputs["bbox"])
+    grads["bbox"][:, 4 * k * k :] = _assemble_backward(kernels, np.ascontiguousarray(grad_box_bins), rois,
+                                                       fg_box_maps, geometry)
     losses["total"] = sum(losses.values())
 
     return StepResult({name: float(v) for name, v in losses.items()}, backward(grads, cache, cfg), outputs,

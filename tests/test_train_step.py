@@ -56,8 +56,9 @@ def test_step_gradient_matches_finite_differences():
     geometry = dict(group_size=TINY.group_size, output_size=TINY.output_size, spatial_scale=1.0 / TINY.stride)
     rois = np.concatenate([np.zeros((len(first.rois), 1), np.float32), first.rois], axis=1)
     kernels = {}
-    for head in ("seg", "bbox"):
-        kernels[head] = _float64_kernels(first.outputs[head].shape, rois, geometry)
+    n, _, h, w = first.outputs["bbox"].shape
+    kernels["seg"] = _float64_kernels(first.outputs["seg"].shape, rois, geometry)
+    kernels["bbox"] = _float64_kernels((n, 4 * TINY.group_size**2, h, w), rois, geometry)  # the foreground slot
 
     def assemble(maps, rois_, **kw):
         return kernels["seg" if maps.shape[1] == first.outputs["seg"].shape[1] else "bbox"][0](maps, rois_, **kw)
