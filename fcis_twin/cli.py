@@ -21,10 +21,12 @@ Subcommands:
     Run FCIS over a COCO-format set and print COCO mask/box AP and SBD mAP^r: the bundled model's (default), a
     model file's (``--weights``), or the oracle network outputs' (``--oracle``).
 
-``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume] [--data DIR]``
+``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume] [--data DIR] [--workers N]``
     Train the small FCIS in NumPy on synthetic scenes drawn on the fly (or a COCO-format folder); write
     ``model.npz``, ``log.json``, ``loss.png`` and, along the way, ``checkpoint.npz`` to DIR.  ``--resume``
-    continues from the checkpoint and ends with the weights an uninterrupted run would have.
+    continues from the checkpoint and ends with the weights an uninterrupted run would have.  ``--workers``
+    processes (default: one per image of an iteration, at most one per core) work on each iteration's images side
+    by side; the weights do not depend on how many.
 
 ``--backend`` of ``demo``, ``evaluate`` and ``train`` is ``reference`` or a backend of ``fcis_twin.accelerated``
 (default: the fastest available); every backend gives the reference's detections on the oracle outputs, and the
@@ -146,8 +148,10 @@ def _train(args):
 
     if args.iterations is not None and args.iterations < 1:
         raise ValueError(f"--iterations must be >= 1, got {args.iterations}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     _, log = run_training(args.out, iterations=args.iterations, seed=args.seed, backend=_backend(args.backend),
-                          resume=args.resume, data=args.data)
+                          resume=args.resume, data=args.data, workers=args.workers)
     last = log[-1]
     print(f"\n{len(log)} iterations; last total loss {last['total']:.3f}; model written to "
           f"{args.out}/model.npz (log.json, loss.png beside it)")
@@ -157,7 +161,7 @@ def _train(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="fcis", description="FCIS: a readable NumPy reference and its GPU twin.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run FCIS on a synthetic scene with oracle network outputs, draw every stage")
+    demo = sub.add_parser("demo", help="run FCIS on a synthetic scene (the bundled model by default), draw every stage")
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
     demo.add_argument("--out", default="fcis_demo.png",
                       help="figure file, or a folder to put fcis_demo.png in (default fcis_demo.png)")
@@ -199,9 +203,11 @@ def build_parser():
 
     train = sub.add_parser("train", help="train the small FCIS in NumPy")
     train.add_argument("--out", required=True, help="output folder (created if missing)")
-    train.add_argument("--iterations", type=int, help="training iterations, one image each (default 3000)")
+    train.add_argument("--iterations", type=int, help="training iterations, two images each (default 4000)")
     train.add_argument("--seed", type=int, default=0, help="seed of the weights and of the training scenes")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    train.add_argument("--workers", type=int, help="processes that work on an iteration's images side by side "
+                       "(default: one per image, at most one per CPU core; the weights do not depend on it)")
     train.add_argument("--data", help="a COCO-format folder to train on (default: synthetic scenes drawn on the fly)")
     _add_backend_option(train)
     train.set_defaults(func=_train)

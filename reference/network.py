@@ -3,12 +3,16 @@ r"""A small FCIS network in NumPy: a convolutional backbone, the RPN head and th
 The network maps an image to the four tensors that :func:`fcis_twin.reference.detect.detect` consumes, exactly as
 the official ResNet-101 FCIS does, only smaller:
 
-- a backbone of 3 x 3 convolutions with ReLUs, two of stride 2 (feature stride 4), the last ones dilated so that a
-  feature pixel sees a whole object;
-- the RPN head (Sec. 3.4; Ren et al. 2015): a 3 x 3 convolution and ReLU, then 1 x 1 convolutions to ``2A``
-  objectness scores and ``4A`` deltas per position (``A`` anchors);
-- the FCIS head (Sec. 3.1): a 1 x 1 convolution and ReLU (the official ``conv_new_1``), then 1 x 1 convolutions to
-  the ``2 C k^2`` inside/outside score maps and to the ``8 k^2`` position-sensitive box maps.
+- a backbone of 3 x 3 convolutions, each followed by a group normalisation and a ReLU, two of stride 2 (feature
+  stride 4), the last ones dilated so that a feature pixel sees a whole object;
+- the RPN head (Sec. 3.4; Ren et al. 2015): a 3 x 3 convolution, group normalisation and ReLU, then 1 x 1
+  convolutions to ``2A`` objectness scores and ``4A`` deltas per position (``A`` anchors);
+- the FCIS head (Sec. 3.1): a 1 x 1 convolution, group normalisation and ReLU (the official ``conv_new_1``), then
+  1 x 1 convolutions to the ``2 C k^2`` inside/outside score maps and to the ``8 k^2`` position-sensitive box maps.
+
+The official network normalises with the frozen batch statistics of its ImageNet-trained ResNet; this one is trained
+from scratch on one image at a time, where batch statistics mean nothing, so it normalises each image's own
+channels in groups (:func:`fcis_twin.reference.layers.group_norm_forward`).
 
 :func:`forward` returns every layer's output (for the notebooks) and the caches that :func:`backward` needs;
 ``docs/training.md`` gives the reasons for the sizes.
@@ -66,7 +70,15 @@ class NetworkConfig:
     anchor_scales: tuple = (3, 6, 12, 24)
     anchor_ratios: tuple = (0.5, 1.0, 2.0)
     input_channels: int = 3
-    norm_groups: int = 0
+    norm_groups: int = 8
+
+    def __post_init__(self):
+        groups = self.norm_groups
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0:
+            raise ValueError(f"norm_groups must be an int >= 0, got {groups!r}")
+        widths = [layer[0] for layer in self.backbone] + [self.rpn_channels, self.head_channels]
+        if groups and any(w % groups for w in widths):
+            raise ValueError(f"norm_groups ({groups}) must divide the width of every normalised layer, got {widths}")
 
     @property
     def stride(self):

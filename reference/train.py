@@ -1,8 +1,11 @@
 r"""Training the small FCIS: SGD with momentum and weight decay, a warm-up schedule, model files, and the loop.
 
-A run is deterministic: the weights are initialised from ``seed``, image ``t`` of the training set and the anchor
-sample of iteration ``t`` are drawn from ``(seed, t)``, so a run interrupted after a checkpoint and resumed ends
-with the same weights as one that was not.  Model files are ``.npz`` archives holding the weights and a JSON record
+A run is deterministic: the weights are initialised from ``seed``; iteration ``t`` trains on images
+``t * B .. t * B + B - 1`` of the training set (``B = images_per_step``), image ``i`` of them with an anchor sample
+drawn from ``(seed, t, i)``, and their gradients are averaged in that order.  So a run interrupted after a
+checkpoint and resumed ends with the same weights as one that was not, and a run whose images are worked on by
+several processes (:func:`fcis_twin.training.run_training`) ends with the weights of one that worked on them in
+turn.  Model files are ``.npz`` archives holding the weights and a JSON record
 of what they are (:func:`save_model`, :func:`load_model`), written atomically.
 """
 
@@ -12,6 +15,7 @@ import os
 import time
 import zipfile
 from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,10 +35,13 @@ class TrainConfig:
 
     The learning rate rises linearly from ``warmup_factor * learning_rate`` to ``learning_rate`` over the first
     ``warmup_iterations`` (as the official code's ``WARMUP`` does, there in one step), then is multiplied by 0.1 at
-    each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to weights, not to biases.
+    each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to weights, not to biases (nor to the
+    normalisations' scales and shifts).  Each iteration averages the gradients of ``images_per_step`` images (the
+    official code trains on one image per GPU and averages over the GPUs).
     """
 
-    iterations: int = 3000
+    iterations: int = 4000
+    images_per_step: int = 2
     learning_rate: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -146,14 +153,48 @@ def load_model(path, network=None):
 # --- the loop ---------------------------------------------------------------------------------------------------
 
 
+class ImageJob(NamedTuple):
+    """One image of an iteration: the scene and the key of its anchor sample's generator."""
+
+    scene: object
+    rng_key: tuple
+
+
+class ImageResult(NamedTuple):
+    """What an iteration keeps of one image's :func:`fcis_twin.reference.train_step.training_step`."""
+
+    losses: dict
+    grads: dict
+    foreground: int  #: foreground ROIs
+    kept: int  #: ROIs OHEM kept
+
+
+@dataclass(frozen=True)
+class ImageGradients:
+    """The losses and gradients of one image at fixed weights: ``ImageGradients(...)(job) -> ImageResult``.
+
+    A plain picklable callable, so that :func:`train`'s ``map_images`` may hand the images of an iteration to other
+    processes."""
+
+    params: dict
+    network: NetworkConfig
+    losses: object
+    kernels: object
+
+    def __call__(self, job):
+        step = training_step(self.params, job.scene, self.network, self.losses,
+                             rng=np.random.default_rng(list(job.rng_key)), kernels=self.kernels)
+        return ImageResult(step.losses, step.grads, int((step.roi_labels > 0).sum()), int(step.kept.sum()))
+
+
 def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, losses=DEFAULT_LOSSES, seed=0,
-          kernels=REFERENCE_TRAINING_KERNELS, resume=False, progress=None):
+          kernels=REFERENCE_TRAINING_KERNELS, resume=False, progress=None, map_images=map):
     """Train on ``scenes``; write checkpoints, the final model and a JSON log to ``out_dir``.
 
     Parameters
     ----------
     scenes : sequence of Scene-like
-        Iteration ``t`` trains on ``scenes[t % len(scenes)]``.
+        Iteration ``t`` trains on ``scenes[(t * B + i) % len(scenes)]``, ``i < B = config.images_per_step``.
     out_dir : str or path
         An existing folder.  Gets ``checkpoint.npz`` (every ``config.checkpoint_every`` iterations), ``model.npz``
         (the final weights, without the optimiser's state) and ``log.json`` (the losses of every iteration).
@@ -164,16 +205,21 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
         Continue from ``out_dir/checkpoint.npz``, which must be of the same configuration and seed.
     progress : callable, optional
         Called after every iteration with ``(iteration, losses)``.
+    map_images : callable
+        ``map_images(fn, jobs)``: ``fn`` applied to every :class:`ImageJob` of an iteration, results in order.  The
+        built-in ``map`` (one image after the other) or a process pool's ``map``; the weights do not depend on it.
 
     Returns
     -------
     params : dict of str to ndarray
     log : list of dict
-        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>, "foreground", "kept"}``, the last
-        two the numbers of foreground ROIs and of ROIs OHEM kept (``seg`` and ``box`` are averaged over the kept
-        ROIs, background ones included, so they grow with the share of foreground).
+        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>, "foreground", "kept"}``, the loss
+        parts averaged over the iteration's images, the last two the numbers of foreground ROIs and of ROIs OHEM
+        kept, summed over them (``seg`` and ``box`` are averaged over the kept ROIs, background ones included, so
+        they grow with the share of foreground).
     """
     seed = as_int("seed", seed, low=0)
+    batch = as_int("images_per_step", config.images_per_step, low=1)
     if len(scenes) == 0:
         raise ValueError("scenes must hold at least one image")
     checkpoint = os.path.join(out_dir, "checkpoint.npz")
@@ -190,15 +236,17 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
     for t in range(start, config.iterations):
         began = time.perf_counter()
         rate = learning_rate(t, config)
-        step = training_step(params, scenes[t % len(scenes)], network, losses, rng=np.random.default_rng([seed, 1, t]),
-                             kernels=kernels)
-        if not all(math.isfinite(v) for v in step.losses.values()):
-            raise FloatingPointError(f"iteration {t}: a loss is not finite ({step.losses}); lower the learning rate")
-        sgd_step(params, step.grads, velocity, rate, config)
-        log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step.losses,
-                    "foreground": int((step.roi_labels > 0).sum()), "kept": int(step.kept.sum())})
+        jobs = [ImageJob(scenes[(t * batch + i) % len(scenes)], (seed, 1, t, i)) for i in range(batch)]
+        parts = list(map_images(ImageGradients(params, network, losses, kernels), jobs))
+        step_losses = {name: sum(p.losses[name] for p in parts) / batch for name in parts[0].losses}
+        if not all(math.isfinite(v) for v in step_losses.values()):
+            raise FloatingPointError(f"iteration {t}: a loss is not finite ({step_losses}); lower the learning rate")
+        grads = {name: sum(p.grads[name] for p in parts) / np.float32(batch) for name in params}  # images in order
+        sgd_step(params, grads, velocity, rate, config)
+        log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step_losses,
+                    "foreground": sum(p.foreground for p in parts), "kept": sum(p.kept for p in parts)})
         if progress is not None:
-            progress(t, step.losses)
+            progress(t, step_losses)
         if (t + 1) % config.checkpoint_every == 0 and t + 1 < config.iterations:
             save_model(checkpoint, params, network, extra={**record, "iteration": t + 1, "log": log},
                        arrays=velocity)

@@ -7,7 +7,7 @@ from fcis_twin.reference.network import NetworkConfig, backward, forward, init_p
 from tests.gradients import ATOL, RTOL, numerical_gradient
 
 TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((3, 1, 1), (4, 2, 1), (4, 1, 2)),
-                     rpn_channels=3, head_channels=3, anchor_scales=(2,), anchor_ratios=(1.0, 2.0))
+                     rpn_channels=3, head_channels=3, anchor_scales=(2,), anchor_ratios=(1.0, 2.0), norm_groups=0)
 #: The same with group normalisation (two groups of two channels).
 TINY_NORM = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1, 1), (4, 2, 1), (4, 1, 2)),
                           rpn_channels=4, head_channels=4, anchor_scales=(2,), anchor_ratios=(1.0, 2.0),

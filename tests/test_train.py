@@ -11,7 +11,7 @@ from fcis_twin.reference.train import TrainConfig, learning_rate, load_model, sa
 from fcis_twin.reference.train_step import LossConfig, training_step
 
 SMALL = NetworkConfig(group_size=2, output_size=8, backbone=((8, 1, 1), (12, 2, 1), (16, 2, 1), (16, 1, 2)),
-                      rpn_channels=16, head_channels=16)
+                      rpn_channels=16, head_channels=16, norm_groups=4)
 FAST = LossConfig(post_nms_top_n=32, ohem_rois=32, rpn_batch=64)
 
 
@@ -66,7 +66,42 @@ def test_smoke_training_lowers_the_loss(tmp_path):
 
     assert mean_loss(trained) < 0.6 * mean_loss(initial)
     assert (tmp_path / "model.npz").is_file() and len(json.loads((tmp_path / "log.json").read_text())) == 80
-    assert all(0 < r["kept"] <= FAST.ohem_rois and 0 <= r["foreground"] for r in log)
+    assert all(0 < r["kept"] <= cfg.images_per_step * FAST.ohem_rois and 0 <= r["foreground"] for r in log)
+
+
+def test_worker_processes_give_the_weights_of_one_process(tmp_path):
+    """Three iterations of two images each: worked on by two processes, the run ends bit for bit where the same run
+    in this process ends; and the log's loss parts are the means over the two images."""
+    from fcis_twin.training import Workers
+
+    scenes = _scenes(6)
+    cfg = TrainConfig(iterations=3, images_per_step=2, warmup_iterations=1, checkpoint_every=1000)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    alone, log = train(scenes, tmp_path / "a", network=SMALL, config=cfg, losses=FAST, seed=2)
+    with Workers(2) as workers:
+        shared, _ = train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=2,
+                          map_images=workers.map)
+    assert all(np.array_equal(shared[k], alone[k]) for k in alone)
+    initial = init_params(SMALL, np.random.default_rng([2, 0]))
+    first = [training_step(initial, scenes[i], SMALL, FAST, rng=np.random.default_rng([2, 1, 0, i])) for i in (0, 1)]
+    assert log[0]["total"] == pytest.approx((first[0].losses["total"] + first[1].losses["total"]) / 2, rel=1e-12)
+    assert log[0]["kept"] == sum(int(s.kept.sum()) for s in first)
+
+
+def test_workers_report_errors_and_deaths():
+    """An exception in a worker is raised in the parent; a worker that dies is a RuntimeError, not a hang."""
+    import math
+    import os
+
+    from fcis_twin.training import Workers
+
+    with Workers(1) as workers:
+        assert workers.map(math.sqrt, [4.0, 9.0]) == [2.0, 3.0]
+        with pytest.raises(ValueError, match="math domain error"):
+            workers.map(math.sqrt, [-1.0])
+        with pytest.raises(RuntimeError, match="training worker 0 stopped \\(exit code 3\\)"):
+            workers.map(os._exit, [3])
 
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path):
@@ -92,3 +127,18 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
     with pytest.raises(ValueError, match="another configuration or seed"):
         train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=6, resume=True)
+
+
+def test_maps_figure_draws_learned_and_oracle_maps_of_one_class():
+    """The docs' figure of learned maps: the image, then a k x k mosaic each of the learned and of the oracle's inside
+    and outside maps (with a colour bar each); the class defaults to that of the largest instance."""
+    from fcis_twin.reference.shapes import make_scene
+    from fcis_twin.training import maps_figure
+
+    scene = make_scene(4, image_shape=(48, 64), max_objects=2, size_range=(12, 30))
+    fig = maps_figure(init_params(SMALL, np.random.default_rng(0)), SMALL, scene)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles[0] == "image and ground truth" and len(titles) == 5 and len(fig.axes) == 9
+    assert titles[1].startswith("learned: '") and titles[4].endswith("outside maps")
+    hf, wf = 48 // SMALL.stride, 64 // SMALL.stride
+    assert fig.axes[1].get_images()[0].get_array().shape == (2 * hf + 1, 2 * wf + 1)  # k = 2 tiles, 1-pixel gaps

@@ -6,12 +6,13 @@ import pytest
 from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.network import NetworkConfig, init_params, preprocess
 from fcis_twin.reference.nms import nms
+from fcis_twin.reference.proposals import propose
 from fcis_twin.reference.shapes import Scene
 from fcis_twin.reference.train_step import LossConfig, TrainingKernels, training_step
 from tests.gradients import ATOL, RTOL, numerical_gradient
 
 TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1, 1), (6, 2, 1), (6, 1, 2)),
-                     rpn_channels=4, head_channels=6, anchor_scales=(2, 4), anchor_ratios=(1.0,))
+                     rpn_channels=4, head_channels=6, anchor_scales=(2, 4), anchor_ratios=(1.0,), norm_groups=2)
 
 
 def _scene():
@@ -44,8 +45,21 @@ def _float64_kernels(maps_shape, rois, geometry):
     return forward, backward
 
 
-def test_step_gradient_matches_finite_differences():
-    """d total loss / d every parameter, from the step's backward pass, equals central differences (float64)."""
+def test_step_gradient_matches_finite_differences(monkeypatch):
+    """d total loss / d every parameter, from the step's backward pass, equals central differences (float64).
+
+    The proposals are constants of the step (no gradient flows through them, as in the official graph), so the
+    differences are taken with the first step's proposals held fixed; otherwise a weight's change would move them,
+    and the box targets with them."""
+    from fcis_twin.reference import train_step as step_module
+
+    held = {}
+
+    def recording(*args, **kwargs):
+        held["proposals"] = propose(*args, **kwargs)
+        return held["proposals"]
+
+    monkeypatch.setattr(step_module, "propose", recording)
     scene = _scene()
     rng = np.random.default_rng(3)
     params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape) for k, v in
@@ -55,6 +69,7 @@ def test_step_gradient_matches_finite_differences():
     first = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), x=x)
     geometry = dict(group_size=TINY.group_size, output_size=TINY.output_size, spatial_scale=1.0 / TINY.stride)
     rois = np.concatenate([np.zeros((len(first.rois), 1), np.float32), first.rois], axis=1)
+    monkeypatch.setattr(step_module, "propose", lambda *args, **kwargs: held["proposals"])
     kernels = {}
     n, _, h, w = first.outputs["bbox"].shape
     kernels["seg"] = _float64_kernels(first.outputs["seg"].shape, rois, geometry)
@@ -92,7 +107,7 @@ def test_numba_cpu_kernels_give_the_reference_step():
     from fcis_twin.accelerated.detect import training_kernels
 
     cfg = NetworkConfig(group_size=2, output_size=6, backbone=((6, 1, 1), (8, 2, 1), (8, 1, 2)), rpn_channels=8,
-                        head_channels=8, anchor_scales=(2, 4))
+                        head_channels=8, anchor_scales=(2, 4), norm_groups=2)
     params = init_params(cfg, np.random.default_rng(0))
     losses = LossConfig(rpn_batch=32, post_nms_top_n=20, ohem_rois=12)
     reference = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0))
