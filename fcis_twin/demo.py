@@ -1,4 +1,5 @@
-"""``fcis demo``: FCIS end to end on a synthetic scene, with oracle network outputs, drawn stage by stage.
+"""``fcis demo``: FCIS end to end on a synthetic scene, drawn stage by stage, on the network outputs of the bundled
+model, of another trained model, or of the oracle (:mod:`fcis_twin.reference.oracle`).
 
 :data:`SCENE_CONFIG` is the inference configuration for the synthetic scenes of :mod:`fcis_twin.reference.shapes`:
 :class:`fcis_twin.reference.detect.FCISConfig`'s defaults (whose sources its docstring gives) except a feature stride
@@ -49,7 +50,7 @@ class DemoResult:
     best_iou : (D,) float64
         Mask IoU of each detection with the best-matching ground-truth instance of its class (0 if none).
     table : str
-        The detections as printed by ``fcis demo``.
+        The detections as printed by ``fcis demo`` (the first ``DEMO_TABLE_ROWS``).
     figure_path : pathlib.Path or None
         The file the figure was written to (:func:`figure_path`), None when none was written.
     """
@@ -124,10 +125,43 @@ def best_mask_iou(detections, scene):
     return np.where(same_class, iou, 0.0).max(axis=1, initial=0.0)
 
 
-def detection_table(detections, best_iou):
-    """A plain-text table: rank, class, score, box, mask IoU with ground truth."""
+#: Most detections the demo's last panel draws.
+DEMO_MAX_SHOWN = 12
+#: Most rows of the demo's printed table.
+DEMO_TABLE_ROWS = 20
+
+
+def distinct_detections(detections, *, overlap=0.5, limit=DEMO_MAX_SHOWN, min_fraction=0.25):
+    """Indices of the detections to draw: down the list by score, each one whose mask overlaps no mask already taken
+    by ``overlap`` (mask IoU) or more and whose score is at least ``min_fraction`` of the top score, at most
+    ``limit`` of them.
+
+    Per-class NMS suppresses only within a class, so a network that spreads its class probabilities returns one
+    object under several classes; drawn together those would hide each other.  The oracle's detections are all
+    distinct and come back whole (up to ``limit``).
+
+    Returns
+    -------
+    (S,) int64 ndarray
+        Ascending, so still in score order.
+    """
+    limit = as_int("limit", limit, low=0)
+    iou = mask_iou(detections.masks, detections.masks)  # (D, D)
+    taken = []
+    for d in range(len(detections.scores)):
+        if len(taken) == limit or detections.scores[d] < min_fraction * detections.scores[0]:
+            break
+        if not (iou[d, taken] >= overlap).any():
+            taken.append(d)
+    return np.array(taken, np.int64)
+
+
+def detection_table(detections, best_iou, limit=None):
+    """A plain-text table: rank, class, score, box, mask IoU with ground truth; only the first ``limit`` rows (and a
+    line that counts the others) when ``limit`` is given."""
     lines = [f"{'#':>3}  {'class':<9} {'score':>6}  {'box (x1, y1, x2, y2)':<24} {'mask IoU':>8}"]
-    for i in range(len(detections.scores)):
+    count = len(detections.scores)
+    for i in range(count if limit is None else min(count, limit)):
         box = ", ".join(f"{v:.0f}" for v in detections.boxes[i])
         lines.append(
             f"{i:>3}  {CLASS_NAMES[detections.labels[i]]:<9} {detections.scores[i]:>6.3f}  ({box}){'':<{22 - len(box)}}"
@@ -135,6 +169,8 @@ def detection_table(detections, best_iou):
         )
     if len(lines) == 1:
         lines.append("  (no detections)")
+    elif len(lines) - 1 < count:
+        lines.append(f"  ... and {count - len(lines) + 1} more, of lower scores")
     return "\n".join(lines)
 
 
@@ -230,7 +266,8 @@ def _demo_result(seed, backend, model, path=None):
     else:
         outputs, stages = run_model_pipeline(scene, model[0], model[1], backend=backend)
     best_iou = best_mask_iou(stages.detections, scene)
-    return DemoResult(scene, outputs, stages, best_iou, detection_table(stages.detections, best_iou), path)
+    table = detection_table(stages.detections, best_iou, limit=DEMO_TABLE_ROWS)
+    return DemoResult(scene, outputs, stages, best_iou, table, path)
 
 
 def demo_figure(result):
@@ -287,9 +324,12 @@ def demo_figure(result):
     draw_boxes(ax[6], boxes[voters], colors="white", linewidth=0.5, alpha=0.6)
     ax[6].set_title(f"7. After voting: {len(voters)} ROIs vote")
     _zoom(ax[6], boxes[r], h, w)
-    # 8: final instances
-    ax[7].set_title(f"8. Final instances ({len(det.scores)})")
-    draw_instances(ax[7], scene.image, det.masks, det.boxes, det.labels, CLASS_NAMES, det.scores)
+    # 8: final instances, one per object
+    shown = distinct_detections(det)
+    ax[7].set_title(f"8. Final instances ({len(det.scores)})" if len(shown) == len(det.scores) else
+                    f"8. Final instances: top {len(shown)} distinct of {len(det.scores)}")
+    draw_instances(ax[7], scene.image, det.masks[shown], det.boxes[shown], det.labels[shown], CLASS_NAMES,
+                   det.scores[shown])
     return fig
 
 

@@ -17,6 +17,30 @@ def test_demo_writes_figure_and_prints_table(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_demo_draws_one_detection_per_object_and_caps_its_table():
+    """The last panel skips a mask that repeats a higher-scoring one (the same object under another class) and
+    detections far below the top score, and draws at most DEMO_MAX_SHOWN; the printed table stops after
+    DEMO_TABLE_ROWS rows and counts the rest."""
+    from types import SimpleNamespace
+
+    from fcis_twin.demo import DEMO_TABLE_ROWS, detection_table, distinct_detections
+
+    masks = np.zeros((4, 8, 8), bool)
+    masks[0, :4, :4] = masks[1, :4, :4] = True  # one object, two classes
+    masks[1, 3, 4] = True  # IoU 16/17 with the first
+    masks[2, 4:, 4:] = True
+    masks[3, 4:, :3] = True
+    det = SimpleNamespace(masks=masks, scores=np.array([0.9, 0.8, 0.5, 0.3]), labels=np.array([1, 2, 1, 3]),
+                          boxes=np.zeros((4, 4)))
+    assert distinct_detections(det).tolist() == [0, 2, 3]
+    assert distinct_detections(det, limit=2).tolist() == [0, 2]
+    assert distinct_detections(det, overlap=1.0).tolist() == [0, 1, 2, 3]
+    assert distinct_detections(det, min_fraction=0.5).tolist() == [0, 2]  # 0.3 < 0.5 * 0.9
+    many = SimpleNamespace(scores=np.linspace(1, 0.1, 30), labels=np.ones(30, int), boxes=np.zeros((30, 4)))
+    table = detection_table(many, np.zeros(30), limit=DEMO_TABLE_ROWS).splitlines()
+    assert len(table) == 1 + DEMO_TABLE_ROWS + 1 and table[-1].strip() == "... and 10 more, of lower scores"
+
+
 def test_unknown_command_exits_with_usage():
     """An unknown subcommand is an argparse error (exit code 2), not a traceback."""
     with pytest.raises(SystemExit) as info:
@@ -63,7 +87,7 @@ def test_evaluate_chooses_the_network_outputs(tmp_path, capsys, monkeypatch):
     data = tmp_path / "set"
     main(["data", "make", "--out", str(data), "--n", "2"])
     small = NetworkConfig(group_size=2, output_size=6, backbone=((4, 2, 1), (4, 2, 1)), rpn_channels=4,
-                          head_channels=4)
+                          head_channels=4, norm_groups=2)
     save_model(tmp_path / "m.npz", init_params(small, np.random.default_rng(0)), small)
     capsys.readouterr()
     assert main(["evaluate", "--data", str(data), "--weights", str(tmp_path / "m.npz")]) == 0
@@ -278,7 +302,7 @@ def test_demo_runs_a_model_file_and_says_which_outputs_it_shows(tmp_path, capsys
     from fcis_twin.reference.train import save_model
 
     small = NetworkConfig(group_size=2, output_size=6, backbone=((4, 2, 1), (4, 2, 1)), rpn_channels=4,
-                          head_channels=4)
+                          head_channels=4, norm_groups=2)
     save_model(tmp_path / "m.npz", init_params(small, np.random.default_rng(0)), small)
     monkeypatch.setattr(training, "BUNDLED_MODEL", tmp_path / "none.npz")
     for argv, said in ((["--weights", str(tmp_path / "m.npz")], "the model "), (["--oracle"], "the oracle's"),
