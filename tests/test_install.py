@@ -13,12 +13,15 @@ import os
 for stage in ("nms", "assemble", "paste", "voting"):
     assert "__global__" in cuda_source(stage), stage
 assert os.path.isfile(os.path.join(CUDA_INCLUDE_DIR, "common.cuh"))
+from fcis_twin.training import bundled_model
+assert bundled_model().is_file()
 print(fcis_twin.reference.nms.__name__)
 """
 
 
 def test_installed_names_from_outside_the_checkout(tmp_path):
-    """Run from another folder, only fcis_twin is importable, with both halves and the CUDA C sources."""
+    """Run from another folder, only fcis_twin is importable, with both halves, the CUDA C sources and the bundled
+    model."""
     done = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fcis_twin.reference.nms"
