@@ -154,7 +154,7 @@ def group_norm_forward(x, scale, shift, groups, eps=1e-5):
     r"""Group normalisation (Wu and He, 2018): each image's channels in ``groups`` groups, each group standardised
     over its channels and pixels, then every channel scaled and shifted.
 
-    It needs no batch (training here sees one image at a time) and makes every layer's output independent of the
+    It needs no batch (each image of a training step is its own) and makes every layer's output independent of the
     image's contrast and of the scale of the weights before it.
 
     Parameters

@@ -11,7 +11,7 @@ the official ResNet-101 FCIS does, only smaller:
   1 x 1 convolutions to the ``2 C k^2`` inside/outside score maps and to the ``8 k^2`` position-sensitive box maps.
 
 The official network normalises with the frozen batch statistics of its ImageNet-trained ResNet; this one is trained
-from scratch on one image at a time, where batch statistics mean nothing, so it normalises each image's own
+from scratch on two images per step, where batch statistics mean nothing, so it normalises each image's own
 channels in groups (:func:`fcis_twin.reference.layers.group_norm_forward`).
 
 :func:`forward` returns every layer's output (for the notebooks) and the caches that :func:`backward` needs;
