@@ -76,15 +76,21 @@ def run_oracle_pipeline(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLA
     outputs : OracleOutputs
     stages : Stages
     """
+    outputs = scene_oracle_outputs(scene, config, num_classes=num_classes, **oracle_kwargs)
+    stages = detector(backend)(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps,
+                               scene.image.shape[:2], config)
+    return outputs, stages
+
+
+def scene_oracle_outputs(scene, config=SCENE_CONFIG, *, num_classes=NUM_SCENE_CLASSES, **oracle_kwargs):
+    """:func:`fcis_twin.reference.oracle.oracle_outputs` for ``scene`` at ``config``'s stride, ``k`` and anchors
+    (the outputs :func:`run_oracle_pipeline` runs the inference on)."""
     h, w = scene.image.shape[:2]
     feature_shape = (-(-h // config.stride), -(-w // config.stride))
     anchors = shift_anchors(anchor_base(config.stride, config.anchor_ratios, config.anchor_scales),
                             feature_shape, config.stride)
-    outputs = oracle_outputs(scene, anchors, stride=config.stride, group_size=config.group_size,
-                             num_classes=num_classes, **oracle_kwargs)
-    stages = detector(backend)(outputs.rpn_prob, outputs.rpn_deltas, outputs.seg_maps, outputs.bbox_maps, (h, w),
-                               config)
-    return outputs, stages
+    return oracle_outputs(scene, anchors, stride=config.stride, group_size=config.group_size,
+                          num_classes=num_classes, **oracle_kwargs)
 
 
 def run_model_pipeline(scene, params, network, *, backend="reference", **config_overrides):

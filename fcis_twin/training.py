@@ -233,7 +233,7 @@ def loss_figure(log, window=50):
 def maps_figure(params, network, scene, class_index=None):
     """The network's learned inside and outside maps of one class beside the oracle's at the same settings.
 
-    The oracle (:func:`fcis_twin.demo.run_oracle_pipeline`) is drawn at the network's own stride, ``k`` and anchors
+    The oracle (:func:`fcis_twin.demo.scene_oracle_outputs`) is drawn at the network's own stride, ``k`` and anchors
     (:func:`fcis_twin.reference.network.inference_config`), so that the two sets of ``k x k`` maps compare tile for
     tile.
 
@@ -253,7 +253,7 @@ def maps_figure(params, network, scene, class_index=None):
     """
     from matplotlib.figure import Figure
 
-    from .demo import run_oracle_pipeline
+    from .demo import scene_oracle_outputs
     from .reference.boxes import box_area
     from .reference.network import inference_config, inference_outputs
     from .reference.shapes import CLASS_NAMES
@@ -263,7 +263,7 @@ def maps_figure(params, network, scene, class_index=None):
     if class_index is None:
         class_index = int(scene.labels[np.argmax(box_area(scene.boxes))])
     learned = inference_outputs(params, scene.image, network).seg_maps
-    oracle = run_oracle_pipeline(scene, inference_config(network), num_classes=network.num_classes)[0].seg_maps
+    oracle = scene_oracle_outputs(scene, inference_config(network), num_classes=network.num_classes).seg_maps
     fig = Figure(figsize=(17, 3.6), layout="constrained")
     ax = fig.subplots(1, 5)
     draw_instances(ax[0], scene.image, scene.masks, scene.boxes, scene.labels, CLASS_NAMES)

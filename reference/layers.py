@@ -74,14 +74,16 @@ def conv2d_forward(x, weight, bias, geometry=PLAIN):
     """
     x, weight = _as_float("x", x, 4), _as_float("weight", weight, 4)
     num_out, channels, kh, kw = weight.shape
-    bias = np.zeros(num_out, weight.dtype) if bias is None else _as_float("bias", bias, 1)
+    bias = None if bias is None else _as_float("bias", bias, 1)
     if kh != kw:
         raise ValueError(f"weight must hold square kernels, got {kh} x {kw}")
-    if x.shape[1] != channels or bias.shape[0] != num_out:
+    if x.shape[1] != channels or (bias is not None and bias.shape[0] != num_out):
         raise ValueError(f"x (N, C, H, W) {x.shape}, weight (O, C, k, k) {weight.shape} and bias (O,) "
-                         f"{bias.shape} must agree on C and O")
+                         f"{None if bias is None else bias.shape} must agree on C and O")
     cols, (n, ho, wo) = _im2col(x, kh, geometry)  # (N*Ho*Wo, C*k*k)
-    y = cols @ weight.reshape(num_out, -1).T + bias  # (N*Ho*Wo, O)
+    y = cols @ weight.reshape(num_out, -1).T  # (N*Ho*Wo, O)
+    if bias is not None:
+        y += bias
     y = y.reshape(n, ho, wo, num_out).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
     return np.ascontiguousarray(y), (cols, x.shape, weight, geometry)
 

@@ -149,7 +149,7 @@ def param_shapes(config):
 
 
 def init_params(config, rng):
-    """He-initialised weights and zero biases, ``{"<layer>.weight": (O, C, k, k), "<layer>.bias": (O,)}``, float32.
+    """He-initialised weights, zero biases and shifts, unit scales: every entry of :func:`param_shapes`, float32.
 
     The output layers start small (std 0.01, as the official code's new layers), so that the first losses are
     those of uniform predictions.
