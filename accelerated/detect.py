@@ -3,8 +3,9 @@ r"""The FCIS inference graph on a backend: the twin of :mod:`fcis_twin.reference
 The graph is written once, in :func:`fcis_twin.reference.detect.detect`; it calls its heavy stages through a
 :class:`~fcis_twin.reference.detect.Kernels` record.  Here that record holds a backend's kernels: the RPN's NMS,
 both assembly passes and the box regression's assembly, the joint formulation, and mask voting with its paste.
-The light array code between them (anchors, decoding, clipping, the box regression's average) is the reference's
-NumPy; CuPy network outputs give a record of CuPy arrays (:func:`detect`).
+The light array code between them (anchors, decoding, clipping, ranking, the box regression's average) is the
+reference's NumPy code, which NumPy's dispatch runs on the GPU for CuPy network outputs: with them the graph stays on
+the device and gives a record of CuPy arrays (:func:`detect`).
 
 Agreement with the reference: NMS and voting give the reference's results exactly on every backend.  The assembly
 kernels compute each bin as the reference's loop template does (a float32 sum in row-major order, one division),
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..reference.detect import DEFAULT_CONFIG, FCISConfig, Kernels
 from ..reference.detect import detect as reference_detect
-from ._backend import is_cupy, resolve_backend, to_host
+from ._backend import is_cupy, resolve_backend
 
 
 def kernels(backend=None):
@@ -94,23 +95,33 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
 
     Notes
     -----
-    The graph between the kernels is NumPy on the host: CuPy inputs are copied to the host once, each GPU kernel
-    copies its operands to the device and its results back, and the finished record is copied to the device.  A
-    graph that stays on the device, which the GPU timing target needs, is not written yet.
+    Where the arrays are:
+
+    - **CuPy outputs** (any of the four; the others are copied to the device first): the whole graph stays on the
+      device.  The array code between the kernels is the reference's, run by CuPy through NumPy's dispatch, and the
+      GPU kernels take and give CuPy arrays without a copy (``"numba-cuda"`` through Numba's zero-copy view).  What
+      crosses to the host is small: boxes, scores and class probabilities (which the kernels check, and NMS and
+      voting choose their candidates from), the ROIs of each pass, and single flags and counts (each check's
+      verdict, the size of each selection).  With ``"numba-cpu"`` each kernel copies its operands to the host and
+      its results back.
+    - **NumPy outputs**: the graph runs on the host; a GPU backend's kernels copy their operands to the device and
+      their results back, so the score maps cross once per assembly pass.
     """
     outputs = (rpn_prob, rpn_deltas, seg_maps, bbox_maps)
-    stages = reference_detect(*(to_host(a) for a in outputs), image_shape, config, kernels=kernels(backend))
     if any(is_cupy(a) for a in outputs):
         import cupy
 
-        return arrays_converted(stages, cupy.asarray)
-    return stages
+        outputs = tuple(cupy.asarray(a) for a in outputs)
+    return reference_detect(*outputs, image_shape, config, kernels=kernels(backend))
 
 
 def arrays_converted(record, convert):
-    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one) with every NumPy array in it
-    replaced by ``convert(array)``; the configuration and every other value unchanged."""
-    if isinstance(record, np.ndarray):
+    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one) with every array in it, NumPy or
+    CuPy, replaced by ``convert(array)``; the configuration and every other value unchanged.
+
+    ``arrays_converted(stages, cupy.asnumpy)`` copies a record from the GPU to the host.
+    """
+    if isinstance(record, np.ndarray) or is_cupy(record):
         return convert(record)
     if dataclasses.is_dataclass(record) and not isinstance(record, (type, FCISConfig)):
         return dataclasses.replace(record, **{f.name: arrays_converted(getattr(record, f.name), convert)

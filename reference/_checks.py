@@ -4,9 +4,11 @@ Each checker names the offending argument in its message, converts to the dtype 
 returns the converted array, so that a stage body can start from clean inputs.  The accelerated side calls the
 same functions so that the same bad input gets the same error on every backend.
 
-The array checkers take ``device=True`` from the accelerated wrappers: an array on a GPU (one with a
-``__cuda_array_interface__`` and a NumPy dtype, as CuPy's) is then checked where it is, through its own methods and
-NumPy's dispatch to its library, and returned there; nothing is copied to the host.  This module imports nothing GPU.
+The array checkers take ``device=True`` from the accelerated wrappers and from the array code of the inference graph
+(:func:`fcis_twin.reference.detect.detect`): an array on a GPU that NumPy's functions dispatch to (one with a
+``__cuda_array_interface__``, an ``__array_function__`` and a NumPy dtype, as CuPy's) is then checked where it is,
+through its own methods and NumPy's dispatch to its library, and returned there; nothing is copied to the host.  This
+module imports nothing GPU.
 """
 
 import math
@@ -23,8 +25,13 @@ MAX_INT = int(np.iinfo(np.int64).max)
 
 
 def is_device_array(x):
-    """True for an array that lives on a GPU and speaks NumPy's dtypes (a CuPy array); never imports a GPU library."""
-    return hasattr(x, "__cuda_array_interface__") and isinstance(getattr(x, "dtype", None), np.dtype)
+    """True for an array that lives on a GPU, speaks NumPy's dtypes and takes NumPy's dispatch (a CuPy array); never
+    imports a GPU library.
+
+    A Numba device array is not one (it has no ``__array_function__``): NumPy copies it to the host.
+    """
+    return (hasattr(x, "__cuda_array_interface__") and hasattr(x, "__array_function__")
+            and isinstance(getattr(x, "dtype", None), np.dtype))
 
 
 def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, device=False):
@@ -53,7 +60,11 @@ def as_array(name, x, *, ndim=None, last=None, dtype=np.float32, finite=True, de
     else:
         try:
             arr = np.asarray(x)
-        except Exception as exc:  # e.g. ragged nested lists
+        except Exception as exc:  # e.g. ragged nested lists, or a CuPy array, which refuses an implicit copy
+            if is_device_array(x):
+                raise TypeError(f"{name} is a GPU array ({type(x).__module__}.{type(x).__name__}) where this function "
+                                "takes host arrays: copy it to the host (.get()), or call the function's "
+                                "fcis_twin.accelerated twin") from exc
             raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
@@ -102,10 +113,10 @@ def _as_bool(name, arr):
     return arr.astype(np.bool_)
 
 
-def as_boxes(name, boxes):
+def as_boxes(name, boxes, *, device=False):
     """``(R, 4)`` float32 boxes ``(x1, y1, x2, y2)``, finite, within ``[-MAX_COORDINATE, MAX_COORDINATE]``;
-    ``x2 < x1`` is rejected."""
-    boxes = as_coordinates(name, as_array(name, boxes, ndim=2, last=4))
+    ``x2 < x1`` is rejected (``device``: as :func:`as_array`)."""
+    boxes = as_coordinates(name, as_array(name, boxes, ndim=2, last=4, device=device))
     if boxes.size and ((boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any()):
         raise ValueError(f"{name} must satisfy x1 <= x2 and y1 <= y2 (half-open boxes)")
     return boxes

@@ -145,7 +145,8 @@ def decode_boxes(boxes, deltas, stds=(1.0, 1.0, 1.0, 1.0)):
     Returns
     -------
     decoded : (R, 4) float32 ndarray
-        Not clipped to the image (see :func:`clip_boxes`).
+        Not clipped to the image (see :func:`clip_boxes`).  A CuPy array when ``boxes`` and ``deltas`` are: the
+        arithmetic then runs on the GPU (``docs/conventions.md``, "The whole graph").
 
     Notes
     -----
@@ -159,11 +160,11 @@ def decode_boxes(boxes, deltas, stds=(1.0, 1.0, 1.0, 1.0)):
     >>> decode_boxes([[0, 0, 10, 10]], [[0.5, 0.5, 0.0, 0.6931472]])
     array([[ 5.,  0., 15., 20.]], dtype=float32)
     """
-    boxes = as_boxes("boxes", boxes)
-    deltas = as_array("deltas", deltas, ndim=2, last=4)
+    boxes = as_boxes("boxes", boxes, device=True)
+    deltas = as_array("deltas", deltas, ndim=2, last=4, device=True)
     if deltas.shape[0] != boxes.shape[0]:
         raise ValueError(f"deltas must have shape ({boxes.shape[0]}, 4) to match boxes, got {deltas.shape}")
-    deltas = deltas * _as_stds(stds)
+    deltas = deltas * np.asarray(_as_stds(stds), like=deltas)  # like=: where deltas are (the GPU for CuPy's)
     w, h, cx, cy = _center_size(boxes)
     with np.errstate(over="ignore"):  # a wild but finite dx may overflow to +-inf; clip_boxes takes it
         pcx = deltas[:, 0] * w + cx
@@ -188,17 +189,18 @@ def clip_boxes(boxes, image_shape):
     Returns
     -------
     clipped : (R, 4) float32 ndarray
+        A CuPy array, computed on the GPU, when ``boxes`` is one.
 
     Examples
     --------
     >>> clip_boxes([[-3, 2, 12, 40]], (20, 10))
     array([[ 0.,  2., 10., 20.]], dtype=float32)
     """
-    boxes = as_array("boxes", boxes, ndim=2, last=4, finite=False)
+    boxes = as_array("boxes", boxes, ndim=2, last=4, finite=False, device=True)
     if np.isnan(boxes).any():
         raise ValueError("boxes must not contain NaN")
     h, w = as_image_shape("image_shape", image_shape)
-    limits = np.array([w, h, w, h], np.float32)
+    limits = np.array([w, h, w, h], np.float32, like=boxes)
     return np.clip(boxes, np.float32(0), limits).astype(np.float32)
 
 

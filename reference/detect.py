@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import as_array, as_float, as_image_shape, as_int
+from ._checks import as_array, as_float, as_image_shape, as_int, is_device_array
 from .anchors import anchor_base, shift_anchors
 from .assemble import ps_assemble
 from .boxes import HEAD_STDS, clip_boxes, decode_boxes
@@ -193,27 +193,38 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         Default :data:`DEFAULT_CONFIG`.
     kernels : Kernels
         The functions that do the heavy work (default :data:`REFERENCE_KERNELS`); the rest of the graph (anchors,
-        decoding, clipping, the box regression's average) is NumPy here whatever they are.
+        decoding, clipping, ranking, the box regression's average) is the NumPy code here whatever they are.
 
     Returns
     -------
     stages : Stages
         Every intermediate; ``stages.detections`` is the final result.
 
+    Raises
+    ------
+    TypeError
+        GPU network outputs (CuPy arrays) with the reference's kernels, or some outputs on a GPU and some on the host.
+
     Notes
     -----
     First-pass masks are pasted into the proposals they were assembled in, second-pass masks into the regressed
     boxes; voting sees all ``2R`` of them (see ``docs/conventions.md``).
+
+    The array code between the kernels takes CuPy network outputs as it takes NumPy ones: NumPy's functions dispatch
+    to CuPy's (``__array_function__``), the arrays it creates are made beside the outputs (``like=``), and nothing
+    is copied to the host, so that with a GPU backend's kernels the whole graph stays on the GPU
+    (:func:`fcis_twin.accelerated.detect.detect`).
     """
     cfg = config
     if not isinstance(cfg, FCISConfig):
         raise TypeError(f"config must be an FCISConfig, got {type(cfg).__name__}")
     if not isinstance(kernels, Kernels):
         raise TypeError(f"kernels must be a Kernels record, got {type(kernels).__name__}")
+    _check_sides(dict(rpn_prob=rpn_prob, rpn_deltas=rpn_deltas, seg_maps=seg_maps, bbox_maps=bbox_maps), kernels)
     image_shape = as_image_shape("image_shape", image_shape)
     k = cfg.group_size
-    seg_maps = as_array("seg_maps", seg_maps, ndim=4)
-    bbox_maps = as_array("bbox_maps", bbox_maps, ndim=4)
+    seg_maps = as_array("seg_maps", seg_maps, ndim=4, device=True)
+    bbox_maps = as_array("bbox_maps", bbox_maps, ndim=4, device=True)
     feature_shape = seg_maps.shape[2:]
     if seg_maps.shape[0] != 1 or seg_maps.shape[1] % (2 * k * k) or seg_maps.shape[1] < 4 * k * k:
         raise ValueError(
@@ -226,6 +237,7 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
     anchors = shift_anchors(
         anchor_base(cfg.stride, cfg.anchor_ratios, cfg.anchor_scales), feature_shape, cfg.stride
     )  # (Hf*Wf*A, 4), (y, x, anchor) order
+    anchors = np.asarray(anchors, like=seg_maps)  # where the network outputs are (a copy to the GPU for CuPy's)
     fg_prob, deltas = rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas)
     if fg_prob.shape[0] != anchors.shape[0]:
         raise ValueError(
@@ -258,9 +270,20 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
                   voting_rois, detections)
 
 
+def _check_sides(outputs, kernels):
+    """The network outputs all on the host, or all on a GPU (CuPy arrays) with a backend's kernels."""
+    on_gpu = [name for name, a in outputs.items() if is_device_array(a)]
+    if on_gpu and len(on_gpu) < len(outputs):
+        raise TypeError(f"{', '.join(on_gpu)} on a GPU and the other network outputs on the host: pass all four "
+                        "on one side")
+    if on_gpu and kernels is REFERENCE_KERNELS:
+        raise TypeError("the network outputs are GPU arrays, and the reference's kernels take host arrays: copy them "
+                        "to the host (.get()), or call fcis_twin.accelerated.detect.detect with a GPU backend")
+
+
 def _rois(boxes):
     """(R, 4) boxes -> (R, 5) ROIs of image 0."""
-    return np.concatenate([np.zeros((len(boxes), 1), np.float32), boxes], axis=1)
+    return np.concatenate([np.zeros((len(boxes), 1), np.float32, like=boxes), boxes], axis=1)
 
 
 def _assembly_pass(seg_maps, boxes, cfg, kernels):

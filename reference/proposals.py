@@ -50,6 +50,8 @@ def rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas):
     deltas : (H*W*A, 4) float32 ndarray
         Row ``(y * W + x) * A + a`` is ``rpn_deltas[0, a*4 : a*4 + 4, y, x]``.
 
+    Both are CuPy arrays, never copied to the host, when the inputs are (``docs/conventions.md``, "The whole graph").
+
     Raises
     ------
     ValueError
@@ -75,8 +77,8 @@ def rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas):
     array([[0., 2., 4., 6.],
            [1., 3., 5., 7.]], dtype=float32)
     """
-    prob = as_probabilities("rpn_prob", rpn_prob, ndim=4)
-    deltas = as_array("rpn_deltas", rpn_deltas, ndim=4)
+    prob = as_probabilities("rpn_prob", rpn_prob, ndim=4, device=True)
+    deltas = as_array("rpn_deltas", rpn_deltas, ndim=4, device=True)
     for name, arr in (("rpn_prob", prob), ("rpn_deltas", deltas)):
         if arr.shape[0] != 1:
             raise ValueError(f"{name} must have batch size N = 1 (single-image inference), got shape {arr.shape}")
@@ -91,7 +93,8 @@ def rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas):
     fg_prob = fg.transpose(1, 2, 0).reshape(-1)  # (H, W, A) -> (H*W*A,)
     d = deltas[0].reshape(a, 4, h, w)  # (A, coord, H, W)
     d = d.transpose(2, 3, 0, 1).reshape(-1, 4)  # (H, W, A, coord) -> (H*W*A, 4)
-    return np.ascontiguousarray(fg_prob), np.ascontiguousarray(d)
+    # like=: NumPy's dispatch keeps a CuPy array on the GPU (ascontiguousarray converts to NumPy without it)
+    return np.ascontiguousarray(fg_prob, like=fg_prob), np.ascontiguousarray(d, like=d)
 
 
 def propose(
@@ -127,7 +130,9 @@ def propose(
     -------
     Proposals
         ``(boxes, scores)``: ``(K, 4)`` and ``(K,)`` float32, ``K <= post_nms_top_n``, by descending score.
-        ``K`` is smaller when fewer boxes survive; nothing is padded.
+        ``K`` is smaller when fewer boxes survive; nothing is padded.  With CuPy ``fg_prob``, ``deltas`` and
+        ``anchors`` and a ``nms_kernel`` that takes CuPy arrays (a GPU backend's), every step runs on the GPU and
+        the proposals are CuPy arrays.
 
     Notes
     -----
@@ -159,12 +164,12 @@ def propose(
     >>> scores
     array([0.9, 0.7], dtype=float32)
     """
-    anchors = as_boxes("anchors", anchors)
+    anchors = as_boxes("anchors", anchors, device=True)
     r = anchors.shape[0]
-    fg_prob = as_probabilities("fg_prob", fg_prob, ndim=1)
+    fg_prob = as_probabilities("fg_prob", fg_prob, ndim=1, device=True)
     if fg_prob.shape[0] != r:
         raise ValueError(f"fg_prob must have shape ({r},) to match anchors, got {fg_prob.shape}")
-    deltas = as_array("deltas", deltas, ndim=2, last=4)
+    deltas = as_array("deltas", deltas, ndim=2, last=4, device=True)
     if deltas.shape[0] != r:
         raise ValueError(f"deltas must have shape ({r}, 4) to match anchors, got {deltas.shape}")
     image_shape = as_image_shape("image_shape", image_shape)

@@ -40,7 +40,7 @@ from fcis_twin.reference.assemble import (
     summation_error_bound,
 )
 
-from .fakes import DeviceArray, on_device
+from .fakes import StrictDeviceArray, strictly_on_device
 from .test_assemble import ETA32, U32, _diff_error, _grads, _kw, _sat_error, _within, problems
 from .test_assemble_finite import numba_cpu_kernel
 
@@ -422,12 +422,12 @@ def test_device_check_of_maps_is_the_reference_check(maps):
     try:
         expected = as_array("score_maps", maps, ndim=4, finite="converted")
     except (TypeError, ValueError) as error:
-        _same_error(_error(lambda: as_array("score_maps", on_device(maps), ndim=4, finite="converted", device=True)),
-                    error)
+        _same_error(_error(lambda: as_array("score_maps", strictly_on_device(maps), ndim=4, finite="converted",
+                                            device=True)), error)
     else:
-        got = as_array("score_maps", on_device(maps), ndim=4, finite="converted", device=True)
-        assert isinstance(got, DeviceArray) and got.dtype == np.float32
-        np.testing.assert_array_equal(got, expected)
+        got = as_array("score_maps", strictly_on_device(maps), ndim=4, finite="converted", device=True)
+        assert isinstance(got, StrictDeviceArray) and got.dtype == np.float32
+        np.testing.assert_array_equal(got.get(), expected)
 
 
 @pytest.mark.parametrize("case", BAD_BACKWARD + [(np.ones((1, 1, 2, 2), np.float64), ROI, (1, 4, 3, 3))])
@@ -435,15 +435,15 @@ def test_device_check_of_backward_is_the_reference_check(case):
     """The backward check of a grad on a (stand-in) GPU raises, or passes, as the host check does."""
     grad, rois, shape, kw = (*case, _kw(2, 2, 1.0))[:4]
     args = (grad, np.asarray(rois, np.float32), shape, kw["group_size"], kw["output_size"], kw["spatial_scale"])
-    device_args = (on_device(grad) if isinstance(grad, np.ndarray) else grad, *args[1:])
+    device_args = (strictly_on_device(grad) if isinstance(grad, np.ndarray) else grad, *args[1:])
     try:
         expected = check_backward_args(*args)
     except (TypeError, ValueError) as error:
         _same_error(_error(lambda: check_backward_args(*device_args, device=True)), error)
     else:
         got = check_backward_args(*device_args, device=True)
-        assert isinstance(got[0], DeviceArray)
-        np.testing.assert_array_equal(got[0], expected[0])
+        assert isinstance(got[0], StrictDeviceArray)
+        np.testing.assert_array_equal(got[0].get(), expected[0])
         assert got[2:] == expected[2:]
 
 

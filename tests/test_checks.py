@@ -168,3 +168,32 @@ def test_as_array_converts_bool_without_a_copy():
     masks = np.zeros((1, 2, 2), bool)
     assert as_array("m", masks, dtype=bool) is masks
     assert as_array("m", np.ones((2, 2), np.uint8), dtype=bool).dtype == np.bool_
+
+
+def test_a_gpu_array_where_host_arrays_are_taken_says_so():
+    """A CuPy array refuses NumPy's implicit copy; a function that takes host arrays names the argument and says it
+    is on a GPU (the stand-in refuses the copy as CuPy does), not that it is not array-like."""
+    from .fakes import strictly_on_device
+
+    with pytest.raises(TypeError, match=r"boxes is a GPU array \(tests\.fakes\.StrictDeviceArray\).*\.get\(\)"):
+        nms.nms(strictly_on_device(np.zeros((2, 4), np.float32)), np.ones(2, np.float32), 0.5)
+
+
+def test_only_arrays_that_take_numpy_dispatch_stay_on_the_device():
+    """An array with a ``__cuda_array_interface__`` but no ``__array_function__`` (a Numba device array) goes
+    through NumPy's copy to the host; one with both (CuPy's, the stand-in) is kept where it is."""
+    from fcis_twin.reference._checks import is_device_array
+
+    from .fakes import strictly_on_device
+
+    class NumbaLike:
+        dtype = np.dtype(np.float32)
+        __cuda_array_interface__ = {}
+
+        def __array__(self, dtype=None, copy=None):
+            return np.ones(3, np.float32)
+
+    assert not is_device_array(NumbaLike())
+    assert type(as_array("x", NumbaLike(), device=True)) is np.ndarray
+    assert is_device_array(strictly_on_device([1.0]))
+    assert not is_device_array(np.ones(3))

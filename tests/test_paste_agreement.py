@@ -25,7 +25,7 @@ from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, NVRTC_OPTIONS, cuda_
 from fcis_twin.reference._checks import MAX_COORDINATE, as_mask_probs
 from fcis_twin.reference.paste import paste_masks as ref_paste_masks
 
-from .fakes import DeviceArray, on_device
+from .fakes import StrictDeviceArray, strictly_on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -176,11 +176,11 @@ def test_device_validation_matches_the_reference(masks):
         expected = as_mask_probs("masks", masks, ndim=3)
     except (TypeError, ValueError):
         expected = raised(lambda: as_mask_probs("masks", masks, ndim=3))
-        assert raised(lambda: as_mask_probs("masks", on_device(masks), ndim=3, device=True)) == expected
+        assert raised(lambda: as_mask_probs("masks", strictly_on_device(masks), ndim=3, device=True)) == expected
     else:  # valid: the same float32 values, still on the device
-        checked = as_mask_probs("masks", on_device(masks), ndim=3, device=True)
-        assert isinstance(checked, DeviceArray)
-        np.testing.assert_array_equal(checked, expected)
+        checked = as_mask_probs("masks", strictly_on_device(masks), ndim=3, device=True)
+        assert isinstance(checked, StrictDeviceArray)
+        np.testing.assert_array_equal(checked.get(), expected)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")

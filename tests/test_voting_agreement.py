@@ -33,7 +33,7 @@ from fcis_twin.reference.paste import paste_masks
 from fcis_twin.reference.voting import Detections, _candidates
 from fcis_twin.reference.voting import mask_voting as ref_mask_voting
 
-from .fakes import DeviceArray, on_device
+from .fakes import StrictDeviceArray, strictly_on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
@@ -250,11 +250,12 @@ def test_device_validation_matches_the_reference(cls_masks):
         expected = as_mask_probs("cls_masks", cls_masks, ndim=4)
     except (TypeError, ValueError):
         expected = raised(lambda: as_mask_probs("cls_masks", cls_masks, ndim=4))
-        assert raised(lambda: as_mask_probs("cls_masks", on_device(cls_masks), ndim=4, device=True)) == expected
+        assert raised(lambda: as_mask_probs("cls_masks", strictly_on_device(cls_masks), ndim=4,
+                                            device=True)) == expected
     else:
-        checked = as_mask_probs("cls_masks", on_device(cls_masks), ndim=4, device=True)
-        assert isinstance(checked, DeviceArray)
-        np.testing.assert_array_equal(checked, expected)
+        checked = as_mask_probs("cls_masks", strictly_on_device(cls_masks), ndim=4, device=True)
+        assert isinstance(checked, StrictDeviceArray)
+        np.testing.assert_array_equal(checked.get(), expected)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
