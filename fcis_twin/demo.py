@@ -21,9 +21,9 @@ from .reference._files import replace_file
 from .reference.anchors import anchor_base, shift_anchors
 from .reference.boxes import box_iou
 from .reference.detect import FCISConfig, Stages, detect
-from .reference.evaluate import mask_iou
 from .reference.oracle import OracleOutputs, oracle_outputs
 from .reference.paste import paste_masks
+from .reference.sds import mask_iou
 from .reference.shapes import CLASS_NAMES, Scene, make_scene
 from .viz import clean_axes, draw_boxes, draw_instances, overlay_masks, part_mosaic, zoom_to_box
 
