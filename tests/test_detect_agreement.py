@@ -139,6 +139,38 @@ def test_device_outputs_need_a_backend_and_one_side(oracle_runs):
                          kernels=kernels("numba-cpu"))
 
 
+def _spoiled(arrays, index, spoil):
+    """The network outputs with ``arrays[index]`` replaced by ``spoil(arrays[index])``."""
+    return tuple(spoil(a) if i == index else a for i, a in enumerate(arrays))
+
+
+#: Bad network outputs: (which output, how it is spoiled, a configuration or None for the scenes').
+BAD_OUTPUTS = [
+    (2, lambda a: a[:, :-1], None),  # seg_maps: a channel short
+    (3, lambda a: a[:, :-1], None),  # bbox_maps: a channel short
+    (0, lambda a: a, FCISConfig(stride=2, anchor_scales=(8, 16))),  # rpn_prob: anchors of another configuration
+    (0, lambda a: a + 1, None),  # rpn_prob: not probabilities
+    (1, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.nan, a), None),  # rpn_deltas: a NaN
+    (2, lambda a: np.where(np.arange(a.size).reshape(a.shape) == 7, np.inf, a), None),  # seg_maps: an infinity
+]
+
+
+@pytest.mark.parametrize(("index", "spoil", "config"), BAD_OUTPUTS)
+def test_bad_device_outputs_raise_as_host_ones(oracle_runs, index, spoil, config):
+    """Bad network outputs on the device (the stand-in) raise the exception and message they raise on the host,
+    before any kernel runs."""
+    scene, outputs, _ = oracle_runs[0]
+    arrays = _spoiled(network_outputs(outputs), index, spoil)
+    cfg = config or SCENE_CONFIG
+    bound = kernels("numba-cpu")
+    with pytest.raises((TypeError, ValueError)) as on_host:
+        reference_detect(*arrays, scene.image.shape[:2], cfg, kernels=bound)
+    strict = Kernels(*(_through_the_host(k) for k in bound))
+    with pytest.raises(type(on_host.value)) as on_device:
+        reference_detect(*(strictly_on_device(a) for a in arrays), scene.image.shape[:2], cfg, kernels=strict)
+    assert str(on_device.value) == str(on_host.value)
+
+
 #: Leaves of the record that CuPy inputs give exactly as NumPy ones: copies and selections, no arithmetic.
 EXACT_ON_THE_DEVICE = {"stages.anchors", "stages.rpn_fg_prob", "stages.proposal_scores", "stages.voting_rois",
                        "stages.detections.labels", "stages.detections.masks", "stages.detections.rois"}
