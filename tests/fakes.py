@@ -1,5 +1,7 @@
 """Stand-ins for tests that run without a GPU."""
 
+import dataclasses
+
 import numpy as np
 
 #: NumPy functions (not ufuncs: CuPy has every one this project calls) that CuPy implements under the same name, so
@@ -120,3 +122,24 @@ def _wrap(value):
 def strictly_on_device(x):
     """``x`` (a NumPy array) as a :class:`StrictDeviceArray`."""
     return StrictDeviceArray(np.array(x))
+
+
+def through_the_host(kernel):
+    """``kernel`` (a host stage function) behind explicit copies: it takes device stand-ins and gives them, as a GPU
+    kernel does, so that what a test holds to the device is the code around it."""
+    def call(*args, **kwargs):
+        host = [a.get() if isinstance(a, StrictDeviceArray) else a for a in args]
+        return _moved_to_device(kernel(*host, **kwargs))
+    return call
+
+
+def _moved_to_device(result):
+    """A kernel's result (an array, a NamedTuple of arrays or a dataclass record of them) with each array moved."""
+    if isinstance(result, np.ndarray):
+        return strictly_on_device(result)
+    if isinstance(result, tuple) and hasattr(result, "_fields"):
+        return type(result)(*(_moved_to_device(v) for v in result))
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.replace(result, **{f.name: _moved_to_device(getattr(result, f.name))
+                                              for f in dataclasses.fields(result)})
+    return result

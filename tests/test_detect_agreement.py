@@ -16,7 +16,7 @@ from fcis_twin.reference.detect import FCISConfig, Kernels
 from fcis_twin.reference.detect import detect as reference_detect
 from fcis_twin.reference.shapes import make_scene
 
-from .fakes import StrictDeviceArray, strictly_on_device
+from .fakes import StrictDeviceArray, strictly_on_device, through_the_host
 from .test_assemble import ETA32, U32, _sat_error, _within
 
 #: The oracle scenes of ``conftest.oracle_runs``.
@@ -89,22 +89,6 @@ def test_every_array_of_the_record_is_converted(oracle_runs):
         np.testing.assert_array_equal(leaves[path].get(), value, err_msg=path)
 
 
-def _through_the_host(kernel):
-    """``kernel`` (a numba-cpu stage function) taking and giving device stand-ins: the stand-in of a GPU kernel, so
-    that what stays on the device is the graph's own array code."""
-    def call(*args, **kwargs):
-        host = [a.get() if isinstance(a, StrictDeviceArray) else a for a in args]
-        return _moved(kernel(*host, **kwargs), strictly_on_device)
-    return call
-
-
-def _moved(result, convert):
-    """A kernel's result (an array, a NamedTuple of arrays or a dataclass record) with ``convert`` on each array."""
-    if isinstance(result, tuple) and hasattr(result, "_fields"):
-        return type(result)(*(_moved(v, convert) for v in result))
-    return arrays_converted(result, convert)
-
-
 def test_the_graph_between_the_kernels_stays_on_the_device(oracle_runs):
     """Device network outputs stay on the device through the whole graph: anchors, decoding, clipping, ranking,
     the ROIs, the box regression's average, the voting ROIs.  The stand-in refuses, as CuPy does, any implicit copy
@@ -114,7 +98,7 @@ def test_the_graph_between_the_kernels_stays_on_the_device(oracle_runs):
     scene, outputs, _ = oracle_runs[0]
     bound = kernels("numba-cpu")
     on_host = reference_detect(*network_outputs(outputs), scene.image.shape[:2], SCENE_CONFIG, kernels=bound)
-    strict = Kernels(*(_through_the_host(k) for k in bound))
+    strict = Kernels(*(through_the_host(k) for k in bound))
     got = reference_detect(*(strictly_on_device(a) for a in network_outputs(outputs)), scene.image.shape[:2],
                            SCENE_CONFIG, kernels=strict)
     host = dict(_leaves(on_host))
@@ -165,7 +149,7 @@ def test_bad_device_outputs_raise_as_host_ones(oracle_runs, index, spoil, config
     bound = kernels("numba-cpu")
     with pytest.raises((TypeError, ValueError)) as on_host:
         reference_detect(*arrays, scene.image.shape[:2], cfg, kernels=bound)
-    strict = Kernels(*(_through_the_host(k) for k in bound))
+    strict = Kernels(*(through_the_host(k) for k in bound))
     with pytest.raises(type(on_host.value)) as on_device:
         reference_detect(*(strictly_on_device(a) for a in arrays), scene.image.shape[:2], cfg, kernels=strict)
     assert str(on_device.value) == str(on_host.value)

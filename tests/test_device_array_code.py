@@ -17,7 +17,7 @@ from fcis_twin.reference.nms import nms
 from fcis_twin.reference.proposals import propose, rpn_outputs_to_anchor_order
 from fcis_twin.reference.voting import voter_lists
 
-from .fakes import StrictDeviceArray, strictly_on_device
+from .fakes import StrictDeviceArray, strictly_on_device, through_the_host
 
 
 def assert_same_on_the_device(got, want):
@@ -28,12 +28,6 @@ def assert_same_on_the_device(got, want):
         assert isinstance(g, StrictDeviceArray), type(g)
         assert g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_array_equal(g.get(), w)
-
-
-def on_host(kernel):
-    """A host kernel (NMS) behind explicit copies: the stand-in of a GPU kernel that takes device arrays."""
-    return lambda *args: strictly_on_device(kernel(*(a.get() if isinstance(a, StrictDeviceArray) else a
-                                                     for a in args)))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -84,6 +78,6 @@ def test_proposals_from_device_rpn_outputs(seed):
     assert_same_on_the_device(clip_boxes(strictly_on_device(decoded), image_shape), clip_boxes(decoded, image_shape))
     kw = dict(pre_nms_top_n=40, post_nms_top_n=10, min_size=4)
     want = propose(*host, anchors, image_shape, **kw)
-    got = propose(*device, strictly_on_device(anchors), image_shape, nms_kernel=on_host(nms), **kw)
+    got = propose(*device, strictly_on_device(anchors), image_shape, nms_kernel=through_the_host(nms), **kw)
     assert_same_on_the_device(tuple(got), tuple(want))
     assert len(want.boxes) > 1
