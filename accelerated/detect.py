@@ -116,13 +116,16 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
 
 
 def arrays_converted(record, convert):
-    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one) with every array in it, NumPy or
-    CuPy, replaced by ``convert(array)``; the configuration and every other value unchanged.
+    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one, or a stage's NamedTuple result
+    such as :class:`~fcis_twin.reference.joint.JointOutput`) with every array in it, NumPy or CuPy, replaced by
+    ``convert(array)``; the configuration and every other value unchanged.
 
     ``arrays_converted(stages, cupy.asnumpy)`` copies a record from the GPU to the host.
     """
     if isinstance(record, np.ndarray) or is_cupy(record):
         return convert(record)
+    if isinstance(record, tuple) and hasattr(record, "_fields"):
+        return type(record)(*(arrays_converted(value, convert) for value in record))
     if dataclasses.is_dataclass(record) and not isinstance(record, (type, FCISConfig)):
         return dataclasses.replace(record, **{f.name: arrays_converted(getattr(record, f.name), convert)
                                               for f in dataclasses.fields(record)})

@@ -1,8 +1,8 @@
 """Stand-ins for tests that run without a GPU."""
 
-import dataclasses
-
 import numpy as np
+
+from fcis_twin.accelerated.detect import arrays_converted
 
 #: NumPy functions (not ufuncs: CuPy has every one this project calls) that CuPy implements under the same name, so
 #: that NumPy's dispatch (``__array_function__``) finds them for a CuPy array: those that the code CuPy runs through
@@ -129,17 +129,5 @@ def through_the_host(kernel):
     kernel does, so that what a test holds to the device is the code around it."""
     def call(*args, **kwargs):
         host = [a.get() if isinstance(a, StrictDeviceArray) else a for a in args]
-        return _moved_to_device(kernel(*host, **kwargs))
+        return arrays_converted(kernel(*host, **kwargs), strictly_on_device)
     return call
-
-
-def _moved_to_device(result):
-    """A kernel's result (an array, a NamedTuple of arrays or a dataclass record of them) with each array moved."""
-    if isinstance(result, np.ndarray):
-        return strictly_on_device(result)
-    if isinstance(result, tuple) and hasattr(result, "_fields"):
-        return type(result)(*(_moved_to_device(v) for v in result))
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return dataclasses.replace(result, **{f.name: _moved_to_device(getattr(result, f.name))
-                                              for f in dataclasses.fields(result)})
-    return result
