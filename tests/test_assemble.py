@@ -14,6 +14,9 @@ from fcis_twin.reference.assemble import (
     ps_assemble_loop,
     summation_error_bound,
 )
+from fcis_twin.strategies import assembly_kwargs as _kw
+from fcis_twin.strategies import assembly_problems as problems
+from fcis_twin.strategies import map_values as values
 
 FORWARD = [ps_assemble_loop, ps_assemble]
 BACKWARD = [ps_assemble_backward_loop, ps_assemble_backward]
@@ -33,8 +36,6 @@ GRID = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
 K1P2 = dict(group_size=1, output_size=2, spatial_scale=1.0)
 
 
-def _kw(k, P, s):
-    return dict(group_size=k, output_size=P, spatial_scale=s)
 
 
 # ----------------------------------------------------------------------------------------------- hand-worked cases
@@ -155,7 +156,6 @@ def test_backward_empty_and_outside(backward):
 
 # ----------------------------------------------------------------------------------------------- properties
 
-values = st.floats(-100, 100, width=32)
 
 
 @st.composite
@@ -190,28 +190,6 @@ def test_cell_aligned_roi_gives_cell_means(problem):
     for assemble in FORWARD:
         out = assemble(x, roi, **_kw(k, k, s))
         assert np.all(np.abs(out - expected) <= tol), assemble.__name__
-
-
-@st.composite
-def problems(draw):
-    """Small score maps with ROIs partly or wholly outside, zero-size and huge; P a multiple of k or not."""
-    k = draw(st.integers(1, 3))
-    P = draw(st.one_of(st.integers(1, 2).map(lambda m: m * k), st.integers(1, 5)))
-    N, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    H, W = draw(st.integers(0, 6)), draw(st.integers(0, 6))
-    s = draw(st.sampled_from([1.0, 0.5, 0.3, 1 / 16]))
-    x = draw(hnp.arrays(np.float32, (N, c_out * k * k, H, W), elements=values))
-    # feature-space edges on a half grid around the map, sometimes anywhere, sometimes huge; then to image pixels
-    edge = st.one_of(
-        st.integers(-6, 2 * max(H, W) + 6).map(lambda v: v / 2), st.floats(-20, 20), st.sampled_from([-1e5, 1e5])
-    )
-    rois = []
-    for _ in range(draw(st.integers(0, 4))):
-        a, b, c, d = (draw(edge) for _ in range(4))
-        if draw(st.booleans()):
-            b, d = a, c  # zero size
-        rois.append([draw(st.integers(0, N - 1)), min(a, b) / s, min(c, d) / s, max(a, b) / s, max(c, d) / s])
-    return x, np.array(rois, np.float32).reshape(-1, 5), _kw(k, P, s)
 
 
 def _sat_error(x):

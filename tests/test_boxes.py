@@ -6,8 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fcis_twin.reference.boxes import BBOX_XFORM_CLIP, box_area, box_iou, clip_boxes, decode_boxes, encode_boxes
-
-from .strategies import boxes
+from fcis_twin.strategies import boxes
 
 
 def test_area_hand_worked():

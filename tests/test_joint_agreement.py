@@ -10,23 +10,15 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import joint as accel
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
 from fcis_twin.reference.joint import JointOutput, joint_forward
+from fcis_twin.strategies import assembled_maps
 
 BACKENDS = available_backends()
 #: Relative bound of ``mask_prob`` against the reference (module docstring).
 MASK_RTOL = 2.0**-20
-
-
-@st.composite
-def assembled_maps(draw, max_rois=4, max_classes=4, max_p=5):
-    r, c, p = draw(st.integers(0, max_rois)), draw(st.integers(1, max_classes)), draw(st.integers(1, max_p))
-    values = st.one_of(st.floats(-30, 30, width=32), st.sampled_from([0.0, 1.0, -1.0, 17.5]))
-    return draw(hnp.arrays(np.float32, (r, 2 * c, p, p), elements=values))
 
 
 def assert_agrees(backend, x):

@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 
 from fcis_twin.reference.boxes import box_iou
 from fcis_twin.reference.nms import batched_nms, nms
-
-from .strategies import boxes_and_scores
+from fcis_twin.strategies import boxes_and_scores
 
 
 def test_hand_worked_chain():

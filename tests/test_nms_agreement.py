@@ -16,15 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import nms as acc
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
 from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, cuda_source
 from fcis_twin.reference import nms as ref
 from fcis_twin.reference.boxes import box_iou
-
-from .strategies import boxes, scores
+from fcis_twin.strategies import exact_pairs, nms_cases
 
 HERE = [b for b in ("numba-cpu", "numba-cuda", "cupy") if b in available_backends()]
 SIM = 25  # hypothesis examples per property under the CUDA simulator
@@ -38,56 +36,6 @@ def check(backend, b, s, t, labels=None):
         expected, got = ref.batched_nms(b, s, labels, t), acc.batched_nms(b, s, labels, t, backend=backend)
     assert isinstance(got, np.ndarray) and got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
-
-
-# --- strategies -------------------------------------------------------------------------------------------------
-
-
-@st.composite
-def float_boxes(draw, max_size=30):
-    """Boxes with arbitrary float32 coordinates in [-50, 700): inexact products, rare exact ties."""
-    n = draw(st.integers(0, max_size))
-    a = draw(hnp.arrays(np.float32, (n, 4), elements=st.floats(-50, 700, width=32, exclude_max=True)))
-    return np.stack([np.minimum(a[:, 0], a[:, 2]), np.minimum(a[:, 1], a[:, 3]),
-                     np.maximum(a[:, 0], a[:, 2]), np.maximum(a[:, 1], a[:, 3])], axis=1)
-
-
-@st.composite
-def thresholds(draw, b):
-    """A fixed threshold, any in [0, 1], or exactly the IoU of two drawn boxes (or the float32 just below it)."""
-    kinds = ["fixed", "any"] + (["pair", "below"] if len(b) >= 2 else [])
-    kind = draw(st.sampled_from(kinds))
-    if kind == "fixed":
-        return draw(st.sampled_from([0.0, 0.3, 0.5, 0.7, 1.0]))
-    if kind == "any":
-        return draw(st.floats(0, 1))
-    i, j = draw(st.lists(st.integers(0, len(b) - 1), min_size=2, max_size=2, unique=True))
-    iou = box_iou(b[i : i + 1], b[j : j + 1])[0, 0]
-    return float(iou if kind == "pair" else np.nextafter(iou, np.float32(0)))
-
-
-@st.composite
-def cases(draw, max_size=30, labels=0, coordinates="grid"):
-    """``(boxes, scores, threshold, labels)``: scores on a coarse grid (ties), labels in ``[0, labels)`` or None."""
-    b = draw(boxes(max_size=max_size) if coordinates == "grid" else float_boxes(max_size=max_size))
-    s = draw(scores(len(b)))
-    t = draw(thresholds(b))
-    lab = draw(hnp.arrays(np.int64, len(b), elements=st.integers(0, labels - 1))) if labels else None
-    return b, s, t, lab
-
-
-@st.composite
-def exact_pairs(draw, max_size=8):
-    """Float boxes whose threshold is the IoU of the two best-ranked boxes, or the float32 just below it.
-
-    The second box is always compared with the first, kept one, so an IoU off by one unit in the last place
-    (another operation order, a fused multiply-add) flips the result one way or the other.
-    """
-    b = draw(float_boxes(max_size=max_size).filter(lambda b: len(b) >= 2))
-    s = draw(scores(len(b)))
-    i, j = np.argsort(-s, kind="stable")[:2]
-    iou = box_iou(b[i : i + 1], b[j : j + 1])[0, 0]
-    return b, s, float(iou if draw(st.booleans()) else np.nextafter(iou, np.float32(0)))
 
 
 def bench_like(rng, n, grid=True):
@@ -108,7 +56,7 @@ SAME = np.float32([[0, 0, 4, 4]] * 5)
 # --- numba-cpu: the full budget of examples ----------------------------------------------------------------------
 
 
-@given(cases())
+@given(nms_cases())
 @example((np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5, None))
 @example((SAME, np.float32([0.5] * 5), 0.0, None))  # all tied: the lowest index survives
 @example((SAME, np.float32([0.5] * 5), 1.0, None))  # IoU 1 is not > 1: all survive
@@ -121,7 +69,7 @@ def test_nms_numba_cpu(case):
     check("numba-cpu", b, s, t)
 
 
-@given(cases(coordinates="float"))
+@given(nms_cases(coordinates="float"))
 def test_nms_numba_cpu_float_coordinates(case):
     """numba-cpu agrees on arbitrary float32 coordinates, thresholds at a pair's exact IoU included."""
     b, s, t, _ = case
@@ -134,7 +82,7 @@ def test_nms_numba_cpu_exact_pairs(case):
     check("numba-cpu", *case)
 
 
-@given(cases(labels=4))
+@given(nms_cases(labels=4))
 @example((SAME, np.float32([0.5] * 5), 0.0, np.int64([1, 0, 1, 0, 2])))  # one survivor per label
 def test_batched_nms_numba_cpu(case):
     """numba-cpu batched_nms keeps exactly the reference's boxes, label by label, merged by score then index."""
@@ -142,7 +90,7 @@ def test_batched_nms_numba_cpu(case):
     check("numba-cpu", b, s, t, lab)
 
 
-@given(cases(max_size=20), st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=4, unique=True), st.data())
+@given(nms_cases(max_size=20), st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=4, unique=True), st.data())
 def test_batched_nms_numba_cpu_any_labels(case, values, data):
     """Labels are any int64 values, negative and huge included; only their equality matters."""
     b, s, t, _ = case
@@ -165,7 +113,7 @@ def test_numba_cpu_large_counts(grid):
 
 @pytest.mark.skipif("numba-cuda" not in HERE, reason="numba-cuda is not installed")
 @settings(max_examples=SIM)
-@given(cases())
+@given(nms_cases())
 @example((SAME, np.float32([0.5] * 5), 0.0, None))
 @example((ZERO_AREA, np.float32([0.1, 0.2, 0.3, 0.4]), 0.0, None))
 @example((np.float32([[0, 0, 2, 1], [1, 0, 3, 1]]), np.float32([1, 1]), float(np.float32(1 / 3)), None))
@@ -185,7 +133,7 @@ def test_nms_numba_cuda_exact_pairs(case):
 
 @pytest.mark.skipif("numba-cuda" not in HERE, reason="numba-cuda is not installed")
 @settings(max_examples=SIM)
-@given(cases(max_size=24, labels=3))
+@given(nms_cases(max_size=24, labels=3))
 @example((SAME, np.float32([0.5] * 5), 0.0, np.int64([1, 0, 1, 0, 2])))
 def test_batched_nms_numba_cuda(case):
     """The segmented bitmask launch keeps exactly the reference's boxes: labels never suppress each other."""
@@ -273,7 +221,7 @@ def test_bad_input_same_error(backend, args, labels):
 # --- the GPU layout and the CuPy kernels, without a GPU -----------------------------------------------------------
 
 
-@given(cases(max_size=100, labels=5))
+@given(nms_cases(max_size=100, labels=5))
 def test_layout_with_numpy(case):
     """The segmented layout (the CuPy path's array code, run with xp=numpy) puts every label on whole blocks."""
     b, s, _, lab = case
@@ -356,7 +304,7 @@ def test_gpu_fcis_coco_batched_nms(backend, grid):
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend", GPU)
 @settings(max_examples=50)
-@given(cases(max_size=300, labels=3, coordinates="float"))
+@given(nms_cases(max_size=300, labels=3, coordinates="float"))
 def test_gpu_agrees(backend, case):
     """The GPU kernels agree on arbitrary float32 coordinates, where a fused multiply-add would flip a bit."""
     _need(backend)

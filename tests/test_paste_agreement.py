@@ -16,39 +16,18 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import paste as accel
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
 from fcis_twin.accelerated._launch import CUDA_INCLUDE_DIR, NVRTC_OPTIONS, cuda_source
 from fcis_twin.reference._checks import MAX_COORDINATE, as_mask_probs
 from fcis_twin.reference.paste import paste_masks as ref_paste_masks
+from fcis_twin.strategies import paste_inputs
 
 from .fakes import StrictDeviceArray, strictly_on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
-
-#: Probabilities on a dyadic grid (exact, ties with thresholds common) or any float32 in [0, 1].
-prob = st.one_of(st.integers(0, 8).map(lambda v: np.float32(v / 8)), st.floats(0, 1, width=32))
-
-
-@st.composite
-def paste_inputs(draw, max_masks, max_height, max_width):
-    """``(masks, boxes, image_shape, threshold)``: boxes on a half-pixel grid reaching past every image side."""
-    height, width = draw(st.integers(1, max_height)), draw(st.integers(1, max_width))
-    num = draw(st.integers(0, max_masks))
-    mask_h, mask_w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    masks = draw(hnp.arrays(np.float32, (num, mask_h, mask_w), elements=prob))
-    limit = 2 * max(height, width) + 12  # half-pixels: up to 6 pixels beyond the far side
-    corners = draw(hnp.arrays(np.float32, (num, 4), elements=st.integers(-12, limit).map(lambda v: v / 2)))
-    boxes = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
-                           axis=1)  # (num, 4) x1 <= x2, y1 <= y2; zero-size boxes included
-    threshold = draw(st.one_of(st.none(), st.sampled_from([1e-6, 0.25, 0.4, 0.5, 1.0]),
-                               st.floats(0, 1, exclude_min=True, width=32)))
-    return masks, boxes.astype(np.float32), (height, width), threshold
-
 
 def assert_agrees(backend, masks, boxes, image_shape, threshold):
     expected = ref_paste_masks(masks, boxes, image_shape, threshold=threshold)

@@ -9,8 +9,7 @@ from hypothesis.extra import numpy as hnp
 from fcis_twin.reference.anchors import anchor_base, shift_anchors
 from fcis_twin.reference.boxes import box_iou, clip_boxes, decode_boxes
 from fcis_twin.reference.proposals import Proposals, propose, rpn_outputs_to_anchor_order
-
-from .strategies import boxes, scores
+from fcis_twin.strategies import boxes, scores
 
 # The hand-worked scene: image H = 20, W = 30, min_size 2, NMS 0.7.
 HAND_ANCHORS = np.float32(

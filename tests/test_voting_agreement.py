@@ -20,8 +20,6 @@ import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from fcis_twin.accelerated import voting as accel
 from fcis_twin.accelerated._backend import available_backends, cuda_simulated
@@ -32,39 +30,14 @@ from fcis_twin.reference.nms import batched_nms as ref_batched_nms
 from fcis_twin.reference.paste import paste_masks
 from fcis_twin.reference.voting import Detections, _candidates
 from fcis_twin.reference.voting import mask_voting as ref_mask_voting
+from fcis_twin.strategies import voting_inputs as scenes
+from fcis_twin.strategies import voting_settings as settings_strategy
 
 from .fakes import StrictDeviceArray, strictly_on_device
 
 BACKENDS = available_backends()
 needs_cuda = pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
 
-#: Probabilities on a coarse dyadic grid, so that equal scores (ties) and exact averages at the threshold are common.
-grid_prob = st.integers(0, 8).map(lambda v: np.float32(v / 8))
-prob = st.one_of(grid_prob, st.floats(0, 1, width=32))
-
-
-@st.composite
-def scenes(draw, max_rois, max_classes, max_height, max_width):
-    """``(boxes, cls_masks, cls_probs, image_shape)``: boxes on a half-pixel grid, partly outside, zero-size."""
-    height, width = draw(st.integers(1, max_height)), draw(st.integers(1, max_width))
-    num_rois, num_classes = draw(st.integers(0, max_rois)), draw(st.integers(1, max_classes))
-    p = draw(st.integers(1, 4))
-    limit = 2 * max(height, width) + 8
-    corners = draw(hnp.arrays(np.float32, (num_rois, 4), elements=st.integers(-8, limit).map(lambda v: v / 2)))
-    boxes = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:])],
-                           axis=1).astype(np.float32)
-    cls_masks = draw(hnp.arrays(np.float32, (num_rois, num_classes, p, p), elements=prob))
-    cls_probs = draw(hnp.arrays(np.float32, (num_rois, num_classes), elements=draw(st.sampled_from([grid_prob, prob]))))
-    return boxes, cls_masks, cls_probs, (height, width)
-
-
-settings_strategy = st.fixed_dictionaries({
-    "nms_threshold": st.sampled_from([0.0, 0.3, 0.5, 1.0]),
-    "vote_threshold": st.sampled_from([0.0, 0.25, 0.5, 1.0]),
-    "binary_threshold": st.sampled_from([1e-6, 0.125, 0.4, 0.5, 1.0]),
-    "max_detections": st.integers(1, 6),
-    "score_threshold": st.sampled_from([0.0, 0.001, 0.25, 0.5]),
-})
 
 
 def assert_agrees(backend, scene, kwargs):
