@@ -3,7 +3,7 @@ r"""Position-sensitive assembling, forward and backward: the accelerated twin of
 Every kernel is the reference's loop template (:func:`fcis_twin.reference.assemble.ps_assemble_loop`,
 :func:`fcis_twin.reference.assemble.ps_assemble_backward_loop`) with one output element per thread, the template's
 variable names, its ROI fields (``ROI_*``) and its float32 operation order, so that a forward result agrees bit for
-bit with the loop.  The bin geometry is written once in Numba (:func:`_bin_edges`, shared by the Numba-CPU and
+bit with the loop.  The bin geometry is written once in Numba (:func:`bin_edges`, shared by the Numba-CPU and
 Numba-CUDA kernels) and once in CUDA C (``assemble.cu``, for CuPy).
 
 Fused multiply-adds would change the bin edges (``pw * bin_size_w + roi_start_w`` rounded once instead of twice), so
@@ -31,7 +31,17 @@ from ..reference.assemble import (
 )
 from ._backend import cupy_array, like, resolve_backend, to_host, to_numba_device
 from ._float32 import mul_rn
-from ._launch import THREADS_PER_BLOCK, blocks, cpu_kernel, cuda, cupy_module, fill_kernel, kernel, launch
+from ._launch import (
+    THREADS_PER_BLOCK,
+    blocks,
+    cpu_kernel,
+    cuda,
+    cupy_module,
+    device_function,
+    fill_kernel,
+    kernel,
+    launch,
+)
 
 
 def ps_assemble(score_maps, rois, *, group_size, output_size, spatial_scale, backend=None):
@@ -252,10 +262,10 @@ def _round_half_away(x):
 
 
 @numba.njit(inline="always", cache=True)
-def _bin_edges(ph, pw, x1, y1, x2, y2, height, width, output_size, spatial_scale):
+def bin_edges(ph, pw, x1, y1, x2, y2, height, width, output_size, spatial_scale):
     """Feature rows ``[hstart, hend)`` and columns ``[wstart, wend)`` of bin ``(ph, pw)`` of one ROI.
 
-    The reference's ``_roi_bins`` for one bin, one float32 operation at a time in the same order.  The edges are
+    The reference's ``roi_bins`` for one bin, one float32 operation at a time in the same order.  The edges are
     clipped to the map in float and then floored (ceiled): clipping to ``[0, W]`` commutes with floor and ceil
     because ``0`` and ``W`` are integers, and clipping first keeps a huge ROI's edge from overflowing the int.
     """
@@ -281,7 +291,18 @@ def _bin_edges(ph, pw, x1, y1, x2, y2, height, width, output_size, spatial_scale
 
 
 @numba.njit(inline="always", cache=True)
-def _part_cell(p, group_size, output_size):
+def output_index(i, output_dim, output_size):
+    """``(n, c_out, ph, pw)`` of flat element ``i`` of an ``(R, C_out, P, P)`` output (or gradient), ``pw`` fastest:
+    consecutive threads take neighbouring bins."""
+    pw = i % output_size
+    ph = (i // output_size) % output_size
+    c_out = (i // (output_size * output_size)) % output_dim
+    n = i // (output_size * output_size * output_dim)
+    return n, c_out, ph, pw
+
+
+@numba.njit(inline="always", cache=True)
+def part_cell(p, group_size, output_size):
     """Part cell ``g = (p * k) // P`` of bin ``p`` along one axis: ``gh`` for row ``ph``, ``gw`` for column ``pw``."""
     return (p * group_size) // output_size
 
@@ -310,15 +331,15 @@ def _bin_table_cpu(rois, height, width, group_size, output_size, spatial_scale):
     wstart, wend = np.empty(P, np.int64), np.empty(P, np.int64)
     for n in range(rois.shape[0]):
         for p in range(P):
-            hstart[p], hend[p], wstart[p], wend[p] = _bin_edges(
+            hstart[p], hend[p], wstart[p], wend[p] = bin_edges(
                 p, p, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2], height, width, P,
                 spatial_scale)
         for ph in range(P):
-            gh = _part_cell(ph, group_size, P)
+            gh = part_cell(ph, group_size, P)
             for pw in range(P):
                 empty = hend[ph] <= hstart[ph] or wend[pw] <= wstart[pw]
                 row = bins[n, ph * P + pw]
-                row[BIN_PART] = gh * group_size + _part_cell(pw, group_size, P)
+                row[BIN_PART] = gh * group_size + part_cell(pw, group_size, P)
                 row[BIN_HSTART], row[BIN_WSTART] = hstart[ph], wstart[pw]
                 row[BIN_ROWS] = 0 if empty else hend[ph] - hstart[ph]
                 row[BIN_COLS] = 0 if empty else wend[pw] - wstart[pw]
@@ -442,33 +463,24 @@ def _backward_cpu(top_diff, rois, bins, bottom_diff):
                             plane[h, w] += diff_val
 
 
-@kernel
-def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, top_data, non_finite):
-    """One thread per output element ``(n, c_out, ph, pw)``, ``pw`` fastest: consecutive threads write consecutive
-    outputs (coalesced stores) and read neighbouring bins.
+def _assemble_element(index, bottom_data, rois, group_size, output_size, spatial_scale, top_data):
+    """Output element ``index`` of the assembly, written to ``top_data``; returns the bin's float32 sum.
 
-    The bin is summed row-major in float32 and divided by its float32 area, as in the loop template.  No atomics and
-    no shared memory: each output is written by its own thread only, and bins are too small to be worth staging.
-    A thread whose output is NaN or infinite sets ``non_finite[0]`` (every such thread writes the same 1).
+    ``index`` is flat over ``top_data`` (``(n, c_out, ph, pw)``, ``pw`` fastest).  The bin is summed row-major in
+    float32 and divided by its float32 area, as in the loop template; an empty bin is 0.  The sum is NaN or infinite
+    when the bin read such a value or overflowed.  One Python body, compiled twice: for the CPU
+    (:data:`assemble_element`) and as a CUDA device function (the one-thread-per-element kernel's).
     """
-    i = cuda.grid(1)
-    if i >= top_data.size:
-        return
-    # (n, c_out, ph, pw) from the flat index
-    output_dim = top_data.shape[1]
-    pw = i % output_size
-    ph = (i // output_size) % output_size
-    c_out = (i // (output_size * output_size)) % output_dim
-    n = i // (output_size * output_size * output_dim)
+    n, c_out, ph, pw = output_index(index, top_data.shape[1], output_size)
     # the bin; 0 for an empty one
-    hstart, hend, wstart, wend = _bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2],
-                                            bottom_data.shape[2], bottom_data.shape[3], output_size, spatial_scale)
+    hstart, hend, wstart, wend = bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2],
+                                           bottom_data.shape[2], bottom_data.shape[3], output_size, spatial_scale)
     if hend <= hstart or wend <= wstart:
         top_data[n, c_out, ph, pw] = 0
-        return
+        return _ZERO
     # the mean of its part cell's channel: a row-major float32 sum divided by the float32 area
-    gw = _part_cell(pw, group_size, output_size)
-    gh = _part_cell(ph, group_size, output_size)
+    gw = part_cell(pw, group_size, output_size)
+    gh = part_cell(ph, group_size, output_size)
     c = (c_out * group_size + gh) * group_size + gw
     roi_batch_ind = int(rois[n, ROI_BATCH])
     out_sum = _ZERO
@@ -477,6 +489,28 @@ def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, t
             out_sum += bottom_data[roi_batch_ind, c, h, w]
     bin_area = np.float32((hend - hstart) * (wend - wstart))
     top_data[n, c_out, ph, pw] = out_sum / bin_area
+    return out_sum
+
+
+#: :func:`_assemble_element` compiled for the CPU: the body of a kernel with one output element per iteration of a
+#: parallel loop (the kernel exercise's solution, ``fcis_twin.exercises``).
+assemble_element = numba.njit(inline="always", cache=True)(_assemble_element)
+_assemble_element_cuda = device_function(_assemble_element)
+
+
+@kernel
+def _forward_kernel(bottom_data, rois, group_size, output_size, spatial_scale, top_data, non_finite):
+    """One thread per output element ``(n, c_out, ph, pw)``, ``pw`` fastest: consecutive threads write consecutive
+    outputs (coalesced stores) and read neighbouring bins.
+
+    No atomics and no shared memory: each output is written by its own thread only, and bins are too small to be
+    worth staging.  A thread whose output is NaN or infinite sets ``non_finite[0]`` (every such thread writes the
+    same 1).
+    """
+    i = cuda.grid(1)
+    if i >= top_data.size:
+        return
+    out_sum = _assemble_element_cuda(i, bottom_data, rois, group_size, output_size, spatial_scale, top_data)
     if not math.isfinite(out_sum):
         non_finite[0] = 1
 
@@ -491,20 +525,15 @@ def _backward_kernel(top_diff, rois, group_size, output_size, spatial_scale, bot
     i = cuda.grid(1)
     if i >= top_diff.size:
         return
-    # (n, c_out, ph, pw) from the flat index
-    output_dim = top_diff.shape[1]
-    pw = i % output_size
-    ph = (i // output_size) % output_size
-    c_out = (i // (output_size * output_size)) % output_dim
-    n = i // (output_size * output_size * output_dim)
+    n, c_out, ph, pw = output_index(i, top_diff.shape[1], output_size)
     # the bin; nothing to spread from an empty one
-    hstart, hend, wstart, wend = _bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2],
+    hstart, hend, wstart, wend = bin_edges(ph, pw, rois[n, ROI_X1], rois[n, ROI_Y1], rois[n, ROI_X2], rois[n, ROI_Y2],
                                             bottom_diff.shape[2], bottom_diff.shape[3], output_size, spatial_scale)
     if hend <= hstart or wend <= wstart:
         return
     # the bin's share per pixel, added to every pixel of the bin in its part cell's channel
-    gw = _part_cell(pw, group_size, output_size)
-    gh = _part_cell(ph, group_size, output_size)
+    gw = part_cell(pw, group_size, output_size)
+    gh = part_cell(ph, group_size, output_size)
     c = (c_out * group_size + gh) * group_size + gw
     roi_batch_ind = int(rois[n, ROI_BATCH])
     bin_area = np.float32((hend - hstart) * (wend - wstart))

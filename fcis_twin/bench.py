@@ -54,7 +54,7 @@ class Record:
 # --- workloads: size -> (args, kwargs) -------------------------------------------------------------------------
 
 
-def _boxes(rng, n, image=IMAGE, min_side=16, max_side=400):
+def proposal_boxes(rng, n, image=IMAGE, min_side=16, max_side=400):
     """(n, 4) float32 boxes clustered around a few dozen centres, as proposals are."""
     h, w = image
     centres = rng.uniform([0, 0], [w, h], size=(max(n // 20, 1), 2))
@@ -64,19 +64,19 @@ def _boxes(rng, n, image=IMAGE, min_side=16, max_side=400):
     return np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
 
 
-def _rois(rng, n):
-    return np.concatenate([np.zeros((n, 1), np.float32), _boxes(rng, n)], axis=1)
+def proposal_rois(rng, n):
+    return np.concatenate([np.zeros((n, 1), np.float32), proposal_boxes(rng, n)], axis=1)
 
 
 def assemble_inputs(num_rois, rng):
     maps = rng.standard_normal((1, 2 * NUM_CLASSES * K * K, *FEATURE), dtype=np.float32)
-    return (maps, _rois(rng, num_rois)), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
+    return (maps, proposal_rois(rng, num_rois)), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
 
 
 def assemble_backward_inputs(num_rois, rng):
     grad = rng.standard_normal((num_rois, 2 * NUM_CLASSES, P, P), dtype=np.float32)
     shape = (1, 2 * NUM_CLASSES * K * K, *FEATURE)
-    return (grad, _rois(rng, num_rois), shape), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
+    return (grad, proposal_rois(rng, num_rois), shape), dict(group_size=K, output_size=P, spatial_scale=1.0 / STRIDE)
 
 
 def assemble_pk_inputs(num_rois, rng):
@@ -87,12 +87,12 @@ def assemble_pk_inputs(num_rois, rng):
 
 
 def nms_inputs(num_boxes, rng):
-    return (_boxes(rng, num_boxes), rng.random(num_boxes, dtype=np.float32), 0.7), {}
+    return (proposal_boxes(rng, num_boxes), rng.random(num_boxes, dtype=np.float32), 0.7), {}
 
 
 def batched_nms_inputs(num_rois, rng):
     """``num_rois`` boxes, one copy per foreground class, as mask voting's per-class NMS sees them."""
-    boxes = _boxes(rng, num_rois)
+    boxes = proposal_boxes(rng, num_rois)
     scores = rng.random((num_rois, NUM_CLASSES - 1), dtype=np.float32)
     labels = np.broadcast_to(np.arange(1, NUM_CLASSES), scores.shape)
     return (np.repeat(boxes, NUM_CLASSES - 1, axis=0), scores.ravel(), labels.ravel().copy(), 0.3), {}
@@ -100,12 +100,12 @@ def batched_nms_inputs(num_rois, rng):
 
 def paste_inputs(num_masks, rng):
     masks = rng.random((num_masks, P, P), dtype=np.float32)
-    return (masks, _boxes(rng, num_masks), IMAGE), {}
+    return (masks, proposal_boxes(rng, num_masks), IMAGE), {}
 
 
 def voting_inputs(num_rois, rng):
     """``num_rois`` ROIs (two passes of ``num_rois / 2``) with peaked class probabilities; about 100 detections."""
-    boxes = _boxes(rng, num_rois)
+    boxes = proposal_boxes(rng, num_rois)
     logits = rng.standard_normal((num_rois, NUM_CLASSES)).astype(np.float32)
     logits[np.arange(num_rois), rng.integers(1, NUM_CLASSES, num_rois)] += 6  # one confident class per ROI
     probs = np.exp(logits - logits.max(1, keepdims=True))

@@ -40,13 +40,37 @@ def overlay_masks(image, masks, alpha=0.55):
 
 
 def draw_boxes(ax, boxes, colors=None, linewidth=1.5, alpha=1.0):
-    """Draw half-open ``(x1, y1, x2, y2)`` boxes; pixel ``j`` is drawn over ``[j - 0.5, j + 0.5)`` by imshow."""
+    """Draw half-open ``(x1, y1, x2, y2)`` boxes; pixel ``j`` is drawn over ``[j - 0.5, j + 0.5)`` by imshow.  A box
+    of zero area is drawn as a ``+`` at its corner, so that it does not vanish."""
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
         color = PALETTE[i % len(PALETTE)] if colors is None else colors
         ax.add_patch(
             Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=color,
                       linewidth=linewidth, alpha=alpha)
         )
+        if x2 == x1 or y2 == y1:
+            ax.plot(x1 - 0.5, y1 - 0.5, marker="+", markersize=10 + 2 * linewidth, color=color, alpha=alpha)
+    return ax
+
+
+def fit_boxes(ax, boxes, pad=1.0):
+    """Limit a panel to half-open ``(x1, y1, x2, y2)`` boxes, widened by ``pad``, in image orientation (y down, equal
+    scales), as :func:`draw_boxes` draws them.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = fit_boxes(Figure().subplots(), [[0, 0, 4, 2], [2, 1, 6, 3]])
+    >>> [float(v) for v in ax.get_xlim() + ax.get_ylim()]  # (left, right, bottom, top)
+    [-1.5, 6.5, 3.5, -1.5]
+    """
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    b = b[np.isfinite(b).all(axis=1)]
+    if len(b) == 0:
+        b = np.zeros((1, 4))
+    ax.set_xlim(b[:, 0].min() - pad - 0.5, b[:, 2].max() + pad - 0.5)
+    ax.set_ylim(b[:, 3].max() + pad - 0.5, b[:, 1].min() - pad - 0.5)
+    ax.set_aspect("equal")
     return ax
 
 
@@ -117,6 +141,37 @@ def zoom_to_box(ax, box, image_shape, pad=10):
     h, w = image_shape[:2]
     ax.set_xlim(max(x1 - pad_x, 0) - 0.5, min(x2 + pad_x, w) - 0.5)
     ax.set_ylim(min(y2 + pad_y, h) - 0.5, max(y1 - pad_y, 0) - 0.5)
+    return ax
+
+
+def annotate_cells(ax, values, fmt="{:.4g}", max_cells=64, fontsize=8, nan="NaN"):
+    """Write each value of a small ``(H, W)`` image on its pixel, as ``imshow`` draws it; NaN as ``nan`` (None: left
+    blank, as the gaps of :func:`part_mosaic`).  An image of more than ``max_cells`` pixels is left as it is.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = annotate_cells(Figure().subplots(), [[0.5, float("nan")]])
+    >>> [t.get_text() for t in ax.texts]
+    ['0.5', 'NaN']
+    """
+    values = np.asarray(values, np.float64)
+    if values.size > max_cells:
+        return ax
+    for (y, x), v in np.ndenumerate(values):
+        if np.isnan(v) and nan is None:
+            continue
+        text = nan if np.isnan(v) else fmt.format(v)
+        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, color="black",
+                bbox=dict(facecolor="white", alpha=0.6, pad=1, linewidth=0))
+    return ax
+
+
+def draw_message(fig, text):
+    """A figure of text alone, monospaced, top left: what a figure shows when there is nothing to draw."""
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0, 1, text, family="monospace", fontsize=8, va="top")
     return ax
 
 

@@ -3,7 +3,7 @@ r"""Position-sensitive assembling: the official PSROIPooling, on half-open boxes
 Bin ``(ph, pw)`` of an ROI's ``P x P`` output reads the score map of its part cell ``(gh, gw)`` of the ``k x k``
 grid and averages it over the bin's pixels.  The ``*_loop`` functions are the template of the GPU kernels: one
 output element per iteration, with the kernel's variable names.  The vectorized functions are what the pipeline
-calls; the tests hold the two together.  The bin geometry (:func:`_roi_bins`) is written once and used by all four.
+calls; the tests hold the two together.  The bin geometry (:func:`roi_bins`) is written once and used by all four.
 """
 
 import numpy as np
@@ -20,7 +20,7 @@ ROI_BATCH, ROI_X1, ROI_Y1, ROI_X2, ROI_Y2 = range(5)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
+def roi_bins(x1, y1, x2, y2, height, width, output_size, spatial_scale):
     """Feature rows ``[hstart, hend)`` and columns ``[wstart, wend)`` of the bins of ROIs.
 
     The coordinates are float32 scalars (one ROI) or ``(R,)`` arrays; each returned int64 array has shape
@@ -131,7 +131,7 @@ def ps_assemble_loop(score_maps, rois, *, group_size, output_size, spatial_scale
     with np.errstate(over="ignore", invalid="ignore"):  # a sum that overflows or reads NaN is reported below
         for n in range(rois.shape[0]):
             roi_batch_ind = int(rois[n, ROI_BATCH])
-            hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
+            hstarts, hends, wstarts, wends = roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
             for c_out in range(output_dim):
                 for ph in range(P):
                     for pw in range(P):
@@ -215,9 +215,9 @@ class _Bins:
 
     def __init__(self, shape, rois, k, P, s):
         N, CKK, H, W = shape
-        hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) out
+        hstart, hend, wstart, wend = roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) out
         self.batch = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
-        self.channel = _channels(CKK // (k * k), k, P)  # (C_out, P, P)
+        self.channel = part_channels(CKK // (k * k), k, P)  # (C_out, P, P)
         self.hs, self.he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
         self.ws, self.we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
         self.area = (self.he - self.hs) * (self.we - self.ws)  # never negative: clipping keeps start <= end
@@ -292,7 +292,7 @@ def finite_where_read(score_maps, rois, k, P, s):
     return x
 
 
-def _channels(C_out, k, P):
+def part_channels(C_out, k, P):
     """``(C_out, P, P)`` channel read by each output element: ``(c_out*k + gh)*k + gw``."""
     part = (np.arange(P) * k) // P  # (P,): gh along ph, gw along pw
     return (np.arange(C_out)[:, None, None] * k + part[:, None]) * k + part
@@ -331,7 +331,7 @@ def ps_assemble_backward_loop(grad, rois, input_shape, *, group_size, output_siz
     bottom_diff = np.zeros(input_shape, np.float32)
     for n in range(rois.shape[0]):
         roi_batch_ind = int(rois[n, ROI_BATCH])
-        hstarts, hends, wstarts, wends = _roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
+        hstarts, hends, wstarts, wends = roi_bins(*rois[n, ROI_X1:], height, width, P, s)  # (P,) each
         for c_out in range(top_diff.shape[1]):
             for ph in range(P):
                 for pw in range(P):
@@ -372,9 +372,9 @@ def ps_assemble_backward(grad, rois, input_shape, *, group_size, output_size, sp
     grad, rois, (N, CKK, H, W), k, P, s = check_backward_args(grad, rois, input_shape, group_size, output_size,
                                                            spatial_scale)
     C_out = grad.shape[1]
-    hstart, hend, wstart, wend = _roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
+    hstart, hend, wstart, wend = roi_bins(*rois[:, ROI_X1:].T, H, W, P, s)  # (4, R) coordinates in, (R, P) each out
     b = rois[:, ROI_BATCH].astype(np.int64)[:, None, None, None]  # (R, 1, 1, 1)
-    bc = b * CKK + _channels(C_out, k, P)  # (R, C_out, P, P): flat (image, channel) of each bin
+    bc = b * CKK + part_channels(C_out, k, P)  # (R, C_out, P, P): flat (image, channel) of each bin
     hs, he = hstart[:, None, :, None], hend[:, None, :, None]  # (R, 1, P, 1)
     ws, we = wstart[:, None, None, :], wend[:, None, None, :]  # (R, 1, 1, P)
     area = (he - hs) * (we - ws)  # (R, 1, P, P)

@@ -171,7 +171,7 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
     if not isinstance(use_07_metric, (bool, np.bool_)):
         raise TypeError(f"use_07_metric must be a bool, got {type(use_07_metric).__name__}")
     matching = _as_name("matching", matching, SDS_MATCHING)
-    levels = SDS_RECALL_LEVELS[_as_name("recall_levels", recall_levels, tuple(SDS_RECALL_LEVELS))]
+    _as_name("recall_levels", recall_levels, tuple(SDS_RECALL_LEVELS))
     ious = [mask_iou(det_masks, gt_masks) for det_masks, _, _, gt_masks, _ in images]  # (D_i, G_i) per image
     classes = sorted({int(c) for _, det_labels, _, _, gt_labels in images for c in (*det_labels, *gt_labels)})
 
@@ -190,7 +190,8 @@ def evaluate_sds(detections, ground_truth, iou_thresholds=(0.5, 0.7), use_07_met
             tp_count = np.cumsum(tp)  # (n,)
             recall = tp_count / num_gt if num_gt else np.full(len(tp), math.nan)
             precision = tp_count / np.arange(1, len(tp) + 1)
-            per_class[t][c] = _average_precision(recall, precision, use_07_metric, levels) if num_gt else math.nan
+            per_class[t][c] = (average_precision(recall, precision, use_07_metric, recall_levels) if num_gt
+                               else math.nan)
             curves[t][c] = {"ranked": np.array(ranked, np.int64).reshape(-1, 2), "tp": tp, "recall": recall,
                             "precision": precision}
 
@@ -220,9 +221,51 @@ def _match(ranked, ious, is_class, threshold, matching):
     return tp
 
 
-def _average_precision(recall, precision, use_07_metric, levels):
-    """AP of one class from its recall and precision after each ranked prediction.  ``levels``: the 11 recall
-    levels of the VOC07 AP."""
+def average_precision(recall, precision, use_07_metric=True, recall_levels="official"):
+    r"""The AP of one class from its recall and precision after each ranked prediction.
+
+    Parameters
+    ----------
+    recall, precision : (n,) float64 array_like
+        After each of the class's ``n`` predictions by descending score (:func:`evaluate_sds`'s ``curves``):
+        recall in ``[0, 1]``, never decreasing; precision in ``[0, 1]``.
+    use_07_metric : bool
+        VOC 2007's 11-point AP (what the official FCIS code reports), else the area under the precision envelope.
+    recall_levels : {"official", "tenths"}
+        The 11 recall levels of the 11-point AP (:data:`SDS_RECALL_LEVELS`; not read otherwise).
+
+    Returns
+    -------
+    ap : float
+
+    Notes
+    -----
+    ``voc_ap`` of the official code (``lib/dataset/pascal_voc_eval.py``).  The 11-point AP is
+    :math:`\frac{1}{11}\sum_r \max_{\text{rec}_n \ge r} \text{prec}_n` over the levels ``r``, a level that no
+    prediction reaches adding 0.  With the official levels, the float64 values of ``np.arange(0, 1.1, 0.1)``, a recall
+    of exactly 3/10 does not reach the level "0.3", which is 0.30000000000000004 (likewise 0.6 and 0.7).  The area
+    version sums each prediction's recall gain times the best precision at its recall or beyond.
+
+    Examples
+    --------
+    >>> # two of four instances found by the first two predictions, then a miss
+    >>> average_precision([0.25, 0.5, 0.5], [1.0, 1.0, 2 / 3])  # precision 1 up to level 0.5: 6 of 11 levels
+    0.5454545454545454
+    >>> average_precision([0.25, 0.5, 0.5], [1.0, 1.0, 2 / 3], use_07_metric=False)
+    0.5
+    """
+    recall = as_array("recall", recall, ndim=1, dtype=np.float64)
+    precision = as_array("precision", precision, ndim=1, dtype=np.float64)
+    if precision.shape != recall.shape:
+        raise ValueError(f"precision must have the shape of recall, {recall.shape}, got {precision.shape}")
+    for name, values in (("recall", recall), ("precision", precision)):
+        if ((values < 0) | (values > 1)).any():
+            raise ValueError(f"{name} must lie in [0, 1]")
+    if (np.diff(recall) < 0).any():
+        raise ValueError("recall must never decrease: it is counted after each prediction by descending score")
+    if not isinstance(use_07_metric, (bool, np.bool_)):
+        raise TypeError(f"use_07_metric must be a bool, got {type(use_07_metric).__name__}")
+    levels = SDS_RECALL_LEVELS[_as_name("recall_levels", recall_levels, tuple(SDS_RECALL_LEVELS))]
     if use_07_metric:
         total = 0.0
         for r in levels:

@@ -33,7 +33,7 @@ DOCTESTS = _doctests()
 
 def test_the_stage_modules_have_examples():
     """Every stage module of both halves shows an example (a module lost from the search would show here)."""
-    stages = ("boxes", "anchors", "proposals", "nms", "assemble", "joint", "paste", "voting")
+    stages = ("boxes", "anchors", "proposals", "score_maps", "nms", "assemble", "joint", "paste", "voting")
     expected = {f"fcis_twin.reference.{s}" for s in stages}
     expected |= {f"fcis_twin.accelerated.{s}" for s in ("nms", "assemble", "paste", "voting")}
     assert expected <= {name for name, _ in DOCTESTS}

@@ -25,6 +25,7 @@ from fcis_twin.reference.evaluate import (
     evaluate_sds,
     mask_iou,
 )
+from fcis_twin.reference.sds import average_precision
 from fcis_twin.reference.shapes import make_scene
 from fcis_twin.reference.voting import Detections
 
@@ -769,3 +770,24 @@ def test_sds_curves_are_the_ranked_predictions_behind_the_ap():
     only_fp = evaluate_sds([det(strip(2, 8, (0, 4)), [2], [0.5])], [gt(np.zeros((0, 2, 8)), [])])
     lonely = only_fp["curves"][0.5][2]
     assert np.isnan(lonely["recall"]).all() and lonely["precision"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("recall, precision, kw, error, words", [
+    ([0.5, 0.25], [1.0, 1.0], {}, ValueError, "recall must never decrease"),
+    ([0.5], [1.0, 1.0], {}, ValueError, "precision must have the shape of recall"),
+    ([1.5], [1.0], {}, ValueError, "recall must lie in \\[0, 1\\]"),
+    ([0.5], [np.nan], {}, ValueError, "precision"),
+    ([0.5], [1.0], {"use_07_metric": 1}, TypeError, "use_07_metric must be a bool"),
+    ([0.5], [1.0], {"recall_levels": "coco"}, ValueError, "recall_levels must be one of"),
+])
+def test_average_precision_rejects_bad_curves(recall, precision, kw, error, words):
+    """average_precision names a bad curve or option."""
+    with pytest.raises(error, match=words):
+        average_precision(recall, precision, **kw)
+
+
+def test_average_precision_official_levels_at_three_tenths():
+    """A recall of exactly 3/10 reaches the level "0.3" of the tenths but not the official 0.30000000000000004."""
+    recall, precision = np.array([0.1, 0.2, 0.3]), np.ones(3)
+    assert average_precision(recall, precision) == pytest.approx(3 / 11, abs=1e-15)  # levels 0, 0.1, 0.2
+    assert average_precision(recall, precision, recall_levels="tenths") == pytest.approx(4 / 11, abs=1e-15)

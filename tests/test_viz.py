@@ -39,3 +39,25 @@ def test_zoom_to_box_pads_the_box_and_stays_inside_the_image():
     assert ax.get_xlim() == (14.5, 44.5) and ax.get_ylim() == (32.5, 6.5)
     zoom_to_box(ax, (-4, 90, 210, 99), (100, 200, 3), pad=8)
     assert ax.get_xlim() == (-0.5, 199.5) and ax.get_ylim() == (99.5, 81.5)
+
+
+def test_a_box_of_zero_area_is_marked():
+    """draw_boxes marks a box of zero width or height with a + at its corner, so that it does not vanish."""
+    from matplotlib.figure import Figure
+
+    from fcis_twin.viz import draw_boxes
+
+    ax = Figure().subplots()
+    draw_boxes(ax, [[0, 0, 4, 4], [2, 3, 2, 3], [1, 1, 1, 5]])
+    assert len(ax.patches) == 3
+    assert [tuple(line.get_xydata()[0]) for line in ax.lines] == [(1.5, 2.5), (0.5, 0.5)]
+
+
+def test_draw_message_holds_only_the_text():
+    """draw_message writes its text on a panel without axes."""
+    from matplotlib.figure import Figure
+
+    from fcis_twin.viz import draw_message
+
+    ax = draw_message(Figure(), "nothing to draw")
+    assert not ax.axison and [t.get_text() for t in ax.texts] == ["nothing to draw"]
