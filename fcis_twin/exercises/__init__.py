@@ -167,7 +167,8 @@ def _headline(result, width):
     characters."""
     lines = result.message.splitlines()
     title = [lines[0]] + ([result.difference.text] if result.difference is not None else [])
-    title += [line.strip() for line in lines if line.strip().startswith(("Probably missed", "- "))][:4]
+    named = ("Probably missed", "- ", "On this input, your")
+    title += [line.strip() for line in lines if line.strip().startswith(named)][:4]
     return "\n".join(textwrap.fill(line, width) for line in title)
 
 

@@ -273,17 +273,7 @@ def _result(exercise, fn, failure, calls, seconds, seed, flaky, seen):
         lines.append("  Run again on this input, your function gave another answer: does it use randomness, or keep "
                      "state between calls?")
     if failure.kind == "differs":
-        matches = diagnose(exercise, failure.case, failure.expected, failure.got, seen)
-        if len(matches) > 1 and failure.kind == "differs":  # several explain it: more inputs may tell them apart
-            matches = diagnose(exercise, failure.case, failure.expected, failure.got,
-                               seen + _probe(exercise, fn, seed + 1)) or matches
-        if len(matches) == 1:
-            lines.append(f"  Probably missed: {matches[0].convention}")
-            lines.append(f"  (your output is what code that {matches[0].mistake} returns on this input).")
-        elif matches:
-            lines.append("  Probably missed one of these conventions (on this input, code breaking any of them returns "
-                         "what yours returns):")
-            lines += [f"  - {p.convention} (code that {p.mistake})" for p in matches]
+        lines += _diagnosis(exercise, fn, failure, seed, seen)
     return Result(name, False, "failed", named, failure.expected, failure.got, "\n".join(lines), failure.difference,
                   calls, seconds, seed, failure.case)
 
@@ -303,12 +293,34 @@ def _returns(exercise, pitfall, case, got):
 
 
 def diagnose(exercise, case, expected, got, seen=()):
-    """The pitfalls that explain ``got``: their wrong versions return it on ``case`` (where the reference does not).
+    """The pitfalls that explain ``got``, and whether they explain everything seen.
 
-    Of those, the ones that also return what the learner's function returned on every input in ``seen`` (pairs
-    ``(case, output)``) are the answer; when none does (the code may hold two mistakes), all of them are.
+    Returns ``(pitfalls, consistent)``: the pitfalls whose wrong versions return ``got`` on ``case`` (where the
+    reference does not) and also what the learner's function returned on every input of ``seen`` (pairs
+    ``(case, output)``), with ``consistent`` True; or, when none does (the code may hold another mistake), those
+    that explain ``case`` alone, with ``consistent`` False.
     """
     found = [p for p in exercise.pitfalls if _returns(exercise, p, case, got)]
     found = [p for p in found if exercise.compare(case, expected, exercise.call(p.fn, case.copied())) is not None]
     consistent = [p for p in found if all(_returns(exercise, p, c, out) for c, out in seen)]
-    return consistent or found
+    return (consistent, True) if consistent else (found, False)
+
+
+def _diagnosis(exercise, fn, failure, seed, seen):
+    """The message's lines on the conventions probably missed."""
+    matches, consistent = diagnose(exercise, failure.case, failure.expected, failure.got, seen)
+    if len(matches) > 1 or (matches and not consistent):  # more inputs may tell them apart
+        more = diagnose(exercise, failure.case, failure.expected, failure.got, seen + _probe(exercise, fn, seed + 1))
+        matches, consistent = more if more[0] else (matches, consistent)
+    if not matches:
+        return []
+    if not consistent:
+        return ["  On this input, your output is what code returns that "
+                + " or that ".join(p.mistake for p in matches) + "; but on other inputs yours differs from such "
+                "code, so the cause may be another.  The conventions at stake: "
+                + "; ".join(p.convention for p in matches) + "."]
+    if len(matches) == 1:
+        return [f"  Probably missed: {matches[0].convention}",
+                f"  (your output is what code that {matches[0].mistake} returns on this input)."]
+    return ["  Probably missed one of these conventions (code breaking any of them returns what yours returns):",
+            *(f"  - {p.convention} (code that {p.mistake})" for p in matches)]

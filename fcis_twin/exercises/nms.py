@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from ..reference.boxes import box_iou
 from ..reference.nms import nms
-from ..strategies import exact_pairs, nms_cases
+from ..strategies import boxes, exact_pairs, nms_cases, scores, thresholds
 from ..viz import draw_boxes, fit_boxes
 from .boxes import iou_with
 from .comparing import Difference, compare_array
@@ -13,14 +13,35 @@ from .records import Case, Exercise, Pitfall
 from .timing import bench_workload, twins
 
 
+@st.composite
+def _many_ties(draw):
+    """17 to 24 boxes with scores on a coarse grid: many ties, in arrays longer than the 16 elements below which
+    NumPy's default sort (without vectorised sorting) happens to be an insertion sort, hence stable."""
+    b = draw(boxes(min_size=17, max_size=24))
+    return Case((b, draw(scores(len(b))), draw(thresholds(b))))
+
+
+def _overlapping_pair(seed_and_below):
+    """Two overlapping boxes with every bit of their float32 coordinates in use (their IoU is almost never exact),
+    the first scored higher, and the threshold their float32 IoU (or the float32 just below it)."""
+    seed, below = seed_and_below
+    rng = np.random.default_rng(seed)
+    first = np.concatenate([rng.uniform(0, 10, 2), rng.uniform(0, 10, 2) + rng.uniform(1, 6, 2)])
+    second = first + rng.uniform(-2, 2, 4)
+    b = np.stack([first, second]).astype(np.float32)
+    b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+    iou = box_iou(b[:1], b[1:])[0, 0]
+    return Case((b, np.float32([1.0, 0.5]), float(np.nextafter(iou, np.float32(0)) if below else iou)))
+
+
 def _cases():
-    """Boxes on the half-pixel grid with tied scores and thresholds equal to an IoU that occurs, and float boxes
-    (anywhere, or crowded into a few pixels so that they overlap) whose threshold is the IoU of the two best boxes or
-    the float32 just below it."""
+    """Boxes on the half-pixel grid with tied scores and thresholds equal to an IoU that occurs, long lists of them,
+    and float boxes (anywhere, or two that overlap) whose threshold is the IoU of the two best boxes or the float32
+    just below it."""
     grid = nms_cases(max_size=10).map(lambda c: Case(c[:3]))
-    crowded = exact_pairs(max_size=4, low=0.0, high=12.0, full_bits=True).map(lambda c: Case(c))
+    crowded = st.tuples(st.integers(0, 2**16), st.booleans()).map(_overlapping_pair)
     anywhere = exact_pairs(max_size=6).map(lambda c: Case(c))
-    return st.one_of(grid, crowded, anywhere)
+    return st.one_of(grid, crowded, anywhere, _many_ties())
 
 
 def _float32_iou(box, others):
@@ -36,20 +57,30 @@ def _float64_iou(box, others):
     return iou_with(box[None], others, dtype=np.float64)[0]
 
 
+def _nan_iou(box, others):
+    """IoU with 0 / 0 = NaN for two boxes of zero area."""
+    return iou_with(box[None], others, guard=False)[0]
+
+
 def _greedy(boxes, scores, iou_threshold, *, order="stable", iou=_float32_iou, suppress_equal=False,
-            index_order=False):
+            index_order=False, keep_test=False):
     """Greedy NMS with one convention changed: the pitfalls' common body."""
     boxes, scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
     t = np.float32(iou_threshold) if iou is not _float64_iou else float(iou_threshold)
     if order == "stable":
         ranked = np.argsort(-scores, kind="stable")
+    elif order == "default":  # NumPy's default sort: its order of equal scores depends on the machine
+        ranked = np.argsort(-scores)
     else:  # ascending sort reversed: among equal scores the higher index comes first
         ranked = np.argsort(scores, kind="stable")[::-1]
     keep = []
     for i in ranked:
         if keep:
             overlap = iou(boxes[i], boxes[keep])
-            if (overlap >= t).any() if suppress_equal else (overlap > t).any():
+            if keep_test:  # "keep while IoU <= t": a NaN IoU fails it and suppresses
+                if not (overlap <= t).all():
+                    continue
+            elif (overlap >= t).any() if suppress_equal else (overlap > t).any():
                 continue
         keep.append(int(i))
     return np.array(sorted(keep) if index_order else keep, np.int64)
@@ -120,6 +151,10 @@ NMS = Exercise(
         Pitfall("ranks equal scores with the higher index first",
                 "ties keep the lower index first: rank by a stable sort of -scores (np.argsort(-scores, "
                 "kind='stable'))", lambda b, s, t: _greedy(b, s, t, order="reversed")),
+        Pitfall("ranks by np.argsort(-scores), whose default sort is not stable",
+                "ties keep the lower index first: np.argsort's default sort may order equal scores any way (it "
+                "does on machines with vectorised sorts); ask for kind='stable'",
+                lambda b, s, t: _greedy(b, s, t, order="default")),
         Pitfall("returns the kept indices in ascending index order", "keep lists the kept boxes by descending "
                 "score, the order in which they were kept", lambda b, s, t: _greedy(b, s, t, index_order=True)),
         Pitfall("adds 1 to widths and heights in the IoU",
@@ -128,6 +163,9 @@ NMS = Exercise(
         Pitfall("computes the IoU in float64", "the IoU is computed in float32, as box_iou does, and compared with "
                 "float32(iou_threshold): at a threshold equal to an IoU, one unit in the last place decides",
                 lambda b, s, t: _greedy(b, s, t, iou=_float64_iou)),
+        Pitfall("divides 0 by 0 for two boxes of zero area, and a NaN IoU suppresses",
+                "a box of zero area overlaps nothing: its IoU is 0, never NaN (0 / 0), and it is always kept",
+                lambda b, s, t: _greedy(b, s, t, iou=_nan_iou, keep_test=True)),
     ),
     draw=_draw_keep,
     workload=bench_workload("nms_inputs"),
