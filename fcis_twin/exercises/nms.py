@@ -62,9 +62,10 @@ def _nan_iou(box, others):
     return iou_with(box[None], others, guard=False)[0]
 
 
-def _greedy(boxes, scores, iou_threshold, *, order="stable", iou=_float32_iou, suppress_equal=False,
+def greedy_with(boxes, scores, iou_threshold, *, order="stable", iou=_float32_iou, suppress_equal=False,
             index_order=False, keep_test=False):
-    """Greedy NMS with one convention changed: the pitfalls' common body."""
+    """Greedy NMS with one convention changed: the common body of the pitfalls of ``nms`` and of ``mask_voting``'s
+    per-class NMS."""
     boxes, scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
     t = np.float32(iou_threshold) if iou is not _float64_iou else float(iou_threshold)
     if order == "stable":
@@ -147,25 +148,25 @@ NMS = Exercise(
     pitfalls=(
         Pitfall("suppresses a box whose IoU equals the threshold",
                 "IoU equal to the threshold must not suppress: a box goes only when its IoU with a kept box is "
-                "greater than the threshold", lambda b, s, t: _greedy(b, s, t, suppress_equal=True)),
+                "greater than the threshold", lambda b, s, t: greedy_with(b, s, t, suppress_equal=True)),
         Pitfall("ranks equal scores with the higher index first",
                 "ties keep the lower index first: rank by a stable sort of -scores (np.argsort(-scores, "
-                "kind='stable'))", lambda b, s, t: _greedy(b, s, t, order="reversed")),
+                "kind='stable'))", lambda b, s, t: greedy_with(b, s, t, order="reversed")),
         Pitfall("ranks by np.argsort(-scores), whose default sort is not stable",
                 "ties keep the lower index first: np.argsort's default sort may order equal scores any way (it "
                 "does on machines with vectorised sorts); ask for kind='stable'",
-                lambda b, s, t: _greedy(b, s, t, order="default")),
+                lambda b, s, t: greedy_with(b, s, t, order="default")),
         Pitfall("returns the kept indices in ascending index order", "keep lists the kept boxes by descending "
-                "score, the order in which they were kept", lambda b, s, t: _greedy(b, s, t, index_order=True)),
+                "score, the order in which they were kept", lambda b, s, t: greedy_with(b, s, t, index_order=True)),
         Pitfall("adds 1 to widths and heights in the IoU",
                 "boxes are half-open: widths are x2 - x1, with no +1",
-                lambda b, s, t: _greedy(b, s, t, iou=_plus_one_iou)),
+                lambda b, s, t: greedy_with(b, s, t, iou=_plus_one_iou)),
         Pitfall("computes the IoU in float64", "the IoU is computed in float32, as box_iou does, and compared with "
                 "float32(iou_threshold): at a threshold equal to an IoU, one unit in the last place decides",
-                lambda b, s, t: _greedy(b, s, t, iou=_float64_iou)),
+                lambda b, s, t: greedy_with(b, s, t, iou=_float64_iou)),
         Pitfall("divides 0 by 0 for two boxes of zero area, and a NaN IoU suppresses",
                 "a box of zero area overlaps nothing: its IoU is 0, never NaN (0 / 0), and it is always kept",
-                lambda b, s, t: _greedy(b, s, t, iou=_nan_iou, keep_test=True)),
+                lambda b, s, t: greedy_with(b, s, t, iou=_nan_iou, keep_test=True)),
     ),
     draw=_draw_keep,
     workload=bench_workload("nms_inputs"),

@@ -15,6 +15,7 @@ from ..reference.voting import Detections, mask_voting, mask_voting_loop, voters
 from ..strategies import prob, voting_settings
 from ..viz import clean_axes, draw_boxes, draw_message, fit_boxes, mask_errors
 from .comparing import Difference, compare_array
+from .nms import greedy_with
 from .records import Case, Exercise, Pitfall
 from .timing import bench_workload, twins
 
@@ -85,16 +86,6 @@ def _voting_cases(draw):
     return Case(scene, kwargs)
 
 
-def _greedy(boxes, scores, threshold, suppress_equal):
-    """Greedy NMS by descending score, lower index first among ties; the kept indices."""
-    keep = []
-    for i in np.argsort(-scores, kind="stable"):
-        overlap = box_iou(boxes[i : i + 1], boxes[keep])[0]
-        if not (overlap >= threshold if suppress_equal else overlap > threshold).any():
-            keep.append(int(i))
-    return np.array(keep, np.int64)
-
-
 def _voted_with(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, vote_threshold=0.5,
                 binary_threshold=0.4, max_detections=100, score_threshold=1e-3, suppress_equal=False,
                 vote_above=False, binarize_above=False, weighted=True, own_class=False, keep_ties=False,
@@ -106,7 +97,7 @@ def _voted_with(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, 
     rois, labels = [], []
     for c in range(1, cls_probs.shape[1]):  # per-class NMS over the ROIs that pass the score threshold
         live = np.flatnonzero(cls_probs[:, c] >= np.float32(score_threshold))
-        keep = live[_greedy(boxes[live], cls_probs[live, c], np.float32(nms_threshold), suppress_equal)]
+        keep = live[greedy_with(boxes[live], cls_probs[live, c], nms_threshold, suppress_equal=suppress_equal)]
         rois += keep[:max_detections].tolist()
         labels += [c] * len(keep[:max_detections])
     rois, labels = np.array(rois, np.int64), np.array(labels, np.int64)
