@@ -1,4 +1,4 @@
-"""Drawing helpers shared by ``fcis demo`` and the notebooks.
+"""Drawing helpers that every figure uses: the demo's and the notebooks'.
 
 Functions draw onto a matplotlib ``Axes`` they are given and return it; none of them creates a window, so they work
 headless (the demo builds a :class:`matplotlib.figure.Figure` directly, without pyplot).
@@ -6,6 +6,9 @@ headless (the demo builds a :class:`matplotlib.figure.Figure` directly, without 
 
 import numpy as np
 from matplotlib.patches import Rectangle
+
+__all__ = ["PALETTE", "ERROR_COLORS", "overlay_masks", "draw_boxes", "fit_boxes", "draw_instances", "part_mosaic",
+           "zoom_to_box", "annotate_cells", "draw_message", "clean_axes", "mask_errors"]
 
 #: Instance colours (RGB in [0, 1]), cycled.
 PALETTE = np.array(

@@ -1,0 +1,3 @@
+"""Figures of notebook ``04_joint_formulation``: mask softmax and class score."""
+
+__all__ = []

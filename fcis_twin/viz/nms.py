@@ -1,0 +1,3 @@
+"""Figures of notebook ``06_nms``: greedy NMS and its thresholds."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Figures of notebook ``00_overview``: the whole pipeline on one image."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Figures of notebook ``07_mask_voting_and_paste``: pasting and mask voting."""
+
+__all__ = []
