@@ -25,7 +25,7 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}  # autosummary writes .rst
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/README.md"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "notebooks/README.md", "check_site.py"]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 # docs/notebooks links to the tutorials in notebooks/; they are stored without outputs and run at every build, so
@@ -34,6 +34,8 @@ nb_execution_mode = "force"
 nb_execution_timeout = 120
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
+# a Markdown output of a cell (IPython's display(Markdown(...))) is parsed as MyST, so its tables become HTML tables
+nb_render_markdown_format = "myst"
 
 autosummary_generate = True
 autodoc_default_options = {"members": True}
@@ -42,4 +44,16 @@ numpydoc_class_members_toctree = False
 
 html_theme = "pydata_sphinx_theme"
 html_title = "FCIS twin"
-html_theme_options = {"navigation_with_keys": False}
+html_theme_options = {
+    "navigation_with_keys": False,
+    # the tutorials (notebooks/), the stages (stages/) and the API pages (generated/) give the width of "On this
+    # page" to their code and figures; the pages at the top keep it
+    "secondary_sidebar_items": {"*": ["page-toc", "sourcelink"]},
+}
+html_context = {"default_mode": "light"}
+# a wide content column, prose kept to a readable measure, and figures that open at full size (docs/check_site.py
+# loads every page in a browser and fails on clipped code, math or tables left as text, broken images)
+html_static_path = ["_static"]
+html_css_files = ["fcis.css"]
+html_js_files = ["fcis.js"]
+html_favicon = "_static/favicon.png"
