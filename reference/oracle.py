@@ -1,8 +1,11 @@
-r"""Oracle network outputs: what a perfectly trained FCIS would output for a scene, computed from its ground truth.
+r"""Oracle network outputs: an idealised stand-in for a trained FCIS's outputs, made by hand from the ground truth.
 
-:func:`oracle_outputs` builds the four tensors that :func:`fcis_twin.reference.detect.detect` consumes (RPN
-probabilities and deltas, inside/outside score maps, box-regression maps) so that every inference stage can be run
-and drawn on meaningful data before any network is trained.
+It is not a trained network, nor what a perfect one would output: its box maps correct translation only, its class
+maps fall to nothing one part cell outside an object, and it is exact where a network is noisy
+(``docs/conventions.md``, "What the oracle is").  :func:`oracle_outputs` builds the four tensors that
+:func:`fcis_twin.reference.detect.detect` consumes (RPN probabilities and deltas, inside/outside score maps,
+box-regression maps) so that every inference stage can be run and drawn on meaningful data before any network is
+trained.
 
 The default feature stride is 2, not FCIS's 16: synthetic scenes are 240 x 320 pixels with objects from 24
 pixels across, and at stride 16 such an object would cover one or two feature pixels, too few to hold a
