@@ -66,7 +66,7 @@ class OracleOutputs:
 
 def oracle_outputs(scene, anchors, *, stride=2, group_size=7, num_classes=5, logit_scale=6.0, outside_bias=2.0,
                    rpn_noise=0.05, map_noise=0.0, seed=0):
-    r"""The outputs of a perfect FCIS on ``scene``.
+    r"""Idealised network outputs for ``scene``, made by hand from its ground truth (not a trained FCIS; see above).
 
     Parameters
     ----------

@@ -83,7 +83,7 @@ def draw_instances(ax, image, masks, boxes, labels, class_names, scores=None):
     draw_boxes(ax, boxes)
     for i, (box, label) in enumerate(zip(np.asarray(boxes), np.asarray(labels), strict=True)):
         text = class_names[label] if scores is None else f"{class_names[label]} {scores[i]:.2f}"
-        ax.text(box[0], box[1] - 2, text, fontsize=7, color="white", va="bottom",
+        ax.text(box[0], box[1] - 2, text, fontsize=9, color="white", va="bottom",
                 bbox=dict(facecolor=PALETTE[i % len(PALETTE)], alpha=0.8, pad=1, linewidth=0))
     return clean_axes(ax)
 
@@ -212,7 +212,7 @@ def mask_errors(mask, truth):
     >>> extra, missed, image[0, 1].tolist() == list(ERROR_COLORS["extra"])
     (1, 1, True)
     """
-    from .reference._checks import as_array
+    from ..reference._checks import as_array
 
     mask = as_array("mask", mask, ndim=2, dtype=bool)
     truth = as_array("truth", truth, ndim=2, dtype=bool)
