@@ -10,7 +10,7 @@ from matplotlib.patches import Rectangle
 
 from ..reference._checks import round_half_away
 from ..reference.assemble import roi_bins
-from .common import clean_axes, part_mosaic
+from .common import clean_axes, new_figure, part_mosaic
 
 __all__ = ["roi_on_features", "draw_bins", "plot_channels_read", "plot_roi_bins", "plot_assembled_maps",
            "plot_p_against_k"]
@@ -18,14 +18,6 @@ __all__ = ["roi_on_features", "draw_bins", "plot_channels_read", "plot_roi_bins"
 #: Colours of the part-cell edges and of the bin edges.
 CELL_COLOR, BIN_COLOR = "orangered", "deepskyblue"
 
-
-def _figure(fig, figsize):
-    """``fig``, or a new pyplot figure with a constrained layout."""
-    if fig is not None:
-        return fig
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=figsize, layout="constrained")
 
 
 def _positive_int(name, value):
@@ -133,7 +125,7 @@ def plot_channels_read(maps, outputs, *, fig=None):
         raise ValueError(f"maps must have sides that k = {k} divides, got {H} x {W}")
     if not outputs:
         raise ValueError("outputs must hold at least one assembled output")
-    fig = _figure(fig, (min(10, 3.4 * (1 + len(outputs))), 3.6))
+    fig = new_figure(fig, (min(10, 3.4 * (1 + len(outputs))), 3.6))
     ax = fig.subplots(1, 1 + len(outputs))
     norm = Normalize(maps.min(), maps.max())
     mosaic = part_mosaic(maps, k)
@@ -197,7 +189,7 @@ def plot_roi_bins(image, box, fmap, k, P, spatial_scale, *, cell=None, fig=None)
         raise ValueError(f"cell must be a part cell (gh, gw) in [0, {k}), got {cell}")
     hf, wf = fmap.shape
     x1, y1, x2, y2 = roi_on_features(box, spatial_scale)
-    fig = _figure(fig, (10, 3.8))
+    fig = new_figure(fig, (10, 3.8))
     ax = fig.subplots(1, 3)
     h, w = np.asarray(image).shape[:2]
     ax[0].imshow(image, extent=(0, w, h, 0))
@@ -248,7 +240,7 @@ def plot_assembled_maps(rows, *, truth=None, fig=None):
     """
     if not rows:
         raise ValueError("rows must hold at least one (inside, outside, prob)")
-    fig = _figure(fig, (10, 3.2 * len(rows)))
+    fig = new_figure(fig, (10, 3.2 * len(rows)))
     ax = np.asarray(fig.subplots(len(rows), 3, squeeze=False))
     for r, (title, maps) in enumerate(rows.items()):
         if len(maps) != 3:
@@ -291,7 +283,7 @@ def plot_p_against_k(inside, prob, k, *, fig=None):
     if not inside or list(inside) != list(prob):
         raise ValueError(f"inside and prob must have the same P keys, got {list(inside)} and {list(prob)}")
     n = len(inside)
-    fig = _figure(fig, (min(10, 0.5 + 3.6 * n), 6.4))
+    fig = new_figure(fig, (min(10, 0.5 + 3.6 * n), 6.4))
     ax = np.asarray(fig.subplots(2, n, squeeze=False))
     values = [_square(f"inside[{P}]", v) for P, v in inside.items()]
     row_norms = (Normalize(min(v.min() for v in values), max(v.max() for v in values)), Normalize(0, 1))

@@ -223,3 +223,23 @@ def mask_errors(mask, truth):
                         (~mask & truth, "missed")):
         image[where] = ERROR_COLORS[name]
     return image, int((mask & ~truth).sum()), int((~mask & truth).sum())
+
+
+# ---- argument checks and figure creation shared by the notebooks' figure modules (not exported by fcis_twin.viz)
+
+
+def as_box_array(name, boxes):
+    """``boxes`` as an ``(R, 4)`` float64 array; a ``ValueError`` naming ``name`` for any other shape."""
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (R, 4), got {boxes.shape}")
+    return boxes
+
+
+def new_figure(fig, figsize):
+    """``fig`` if one is given, else a new pyplot figure of ``figsize`` inches with a constrained layout."""
+    if fig is not None:
+        return fig
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=figsize, layout="constrained")

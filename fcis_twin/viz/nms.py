@@ -8,7 +8,7 @@ Every function draws onto the ``Axes`` (or the ``Figure``) it is given and retur
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .common import PALETTE, clean_axes, draw_boxes
+from .common import PALETTE, as_box_array, clean_axes, draw_boxes
 
 __all__ = ["draw_scored_boxes", "draw_iou_matrix", "plot_nms_steps", "draw_suppression_bits",
            "draw_survivor_counts", "draw_boxes_on_image"]
@@ -25,12 +25,6 @@ STEP_STYLES = {
 #: Behind a box's caption, so that the lines it sits on do not cross its text.
 CAPTION_BOX = dict(facecolor="white", alpha=0.85, pad=0.6, linewidth=0)
 
-
-def _as_boxes(name, boxes):
-    boxes = np.asarray(boxes, np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (R, 4), got {boxes.shape}")
-    return boxes
 
 
 def _points_per_unit(ax):
@@ -116,7 +110,7 @@ def draw_scored_boxes(ax, boxes, scores, *, pad=8.0):
     ax
         One rectangle per box in ``ax.patches`` and one caption per box in ``ax.texts``, in box order.
     """
-    boxes = _as_boxes("boxes", boxes)
+    boxes = as_box_array("boxes", boxes)
     scores = np.asarray(scores, np.float64)
     if scores.shape != (len(boxes),):
         raise ValueError(f"scores must have shape ({len(boxes)},) to match boxes, got {scores.shape}")
@@ -200,7 +194,7 @@ def plot_nms_steps(fig, boxes, steps, *, ncols=3, pad=6.0):
         dashed, boxes kept before dark grey, suppressed before light grey, undecided thin black (``STEP_STYLES``).
         The last panel shows the kept boxes alone.
     """
-    boxes = _as_boxes("boxes", boxes)
+    boxes = as_box_array("boxes", boxes)
     steps = [(int(kept), [int(j) for j in hit]) for kept, hit in steps]
     if any(not 0 <= j < len(boxes) for kept, hit in steps for j in [kept, *hit]):
         raise ValueError(f"steps must name boxes in [0, {len(boxes)})")
@@ -356,7 +350,7 @@ def draw_boxes_on_image(ax, image, boxes, *, labels=None, class_names=None, titl
     ax
         One rectangle per box in ``ax.patches``, in box order.
     """
-    boxes = _as_boxes("boxes", boxes)
+    boxes = as_box_array("boxes", boxes)
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(boxes),):

@@ -11,7 +11,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from .common import PALETTE, clean_axes, draw_boxes
+from .common import PALETTE, as_box_array, clean_axes, draw_boxes
 
 __all__ = ["draw_base_anchors", "draw_anchor_centres", "draw_anchors_at", "draw_objectness",
            "draw_decoded_box", "draw_proposals", "draw_step_counts"]
@@ -19,12 +19,6 @@ __all__ = ["draw_base_anchors", "draw_anchor_centres", "draw_anchors_at", "draw_
 #: Colour of the feature cell (and of its grid) in the anchor figures.
 CELL_COLOR = (0.95, 0.55, 0.05)
 
-
-def _as_boxes(name, boxes):
-    boxes = np.asarray(boxes, np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (R, 4), got {boxes.shape}")
-    return boxes
 
 
 def _as_stride(stride):
@@ -82,7 +76,7 @@ def draw_base_anchors(ax, base, stride, n_scales, ratios=None, inset=True):
         Its patches: the filled cell, then one rectangle per anchor.  The panel is widened to the right to leave
         room for the inset, which is ``ax.child_axes[0]``.
     """
-    base = _as_boxes("base", base)
+    base = as_box_array("base", base)
     stride = _as_stride(stride)
     n_scales = _as_n_scales(n_scales, len(base))
     c = stride / 2
@@ -151,7 +145,7 @@ def draw_anchor_centres(ax, image, anchors, feature_shape, stride, step=1, windo
     ax
         ``ax.lines[0]`` holds the dots.
     """
-    anchors = _as_boxes("anchors", anchors)
+    anchors = as_box_array("anchors", anchors)
     hf, wf = (int(v) for v in feature_shape)
     if hf < 1 or wf < 1 or len(anchors) % (hf * wf):
         raise ValueError(f"feature_shape {tuple(feature_shape)} does not divide the {len(anchors)} anchors")
@@ -193,7 +187,7 @@ def draw_anchors_at(ax, anchors, feature_shape, position, n_scales):
     ax
         ``A`` more rectangles among its patches.
     """
-    anchors = _as_boxes("anchors", anchors)
+    anchors = as_box_array("anchors", anchors)
     hf, wf = (int(v) for v in feature_shape)
     if hf < 1 or wf < 1 or len(anchors) % (hf * wf):
         raise ValueError(f"feature_shape {tuple(feature_shape)} does not divide the {len(anchors)} anchors")
@@ -240,7 +234,7 @@ def draw_objectness(ax, prob, stride, boxes=None, title=None, colorbar=True):
     extent = (-0.5, wf * stride - 0.5, hf * stride - 0.5, -0.5)
     im = ax.imshow(prob, cmap="viridis", vmin=0, vmax=1, extent=extent, interpolation="nearest")
     if boxes is not None:
-        draw_boxes(ax, _as_boxes("boxes", boxes), colors="white", linewidth=0.8, alpha=0.8)
+        draw_boxes(ax, as_box_array("boxes", boxes), colors="white", linewidth=0.8, alpha=0.8)
     if title is not None:
         ax.set_title(title, fontsize=10)
     if colorbar:
@@ -267,8 +261,8 @@ def draw_decoded_box(ax, image, anchor, decoded, truth=None, pad=12):
     ax
         Patches: the ground truth (if given), the anchor, the decoded box.
     """
-    anchor = _as_boxes("anchor", np.reshape(anchor, (-1, 4)))
-    decoded = _as_boxes("decoded", np.reshape(decoded, (-1, 4)))
+    anchor = as_box_array("anchor", np.reshape(anchor, (-1, 4)))
+    decoded = as_box_array("decoded", np.reshape(decoded, (-1, 4)))
     if len(anchor) != 1 or len(decoded) != 1:
         raise ValueError("anchor and decoded must be single boxes (4 values each)")
     ax.imshow(image)
@@ -308,14 +302,14 @@ def draw_proposals(ax, image, boxes, scores, truth=None, title=None, colorbar=Tr
     ax
         Patches: the ``G`` ground-truth boxes, then the ``K`` proposals from the worst to the best.
     """
-    boxes = _as_boxes("boxes", boxes)
+    boxes = as_box_array("boxes", boxes)
     scores = np.asarray(scores, np.float64)
     if scores.shape != (len(boxes),):
         raise ValueError(f"scores must have shape ({len(boxes)},) to match boxes, got {scores.shape}")
     cmap = "viridis"
     ax.imshow(image)
     if truth is not None:
-        draw_boxes(ax, _as_boxes("truth", truth), colors="white", linewidth=1.2)
+        draw_boxes(ax, as_box_array("truth", truth), colors="white", linewidth=1.2)
         for patch in ax.patches:
             patch.set_linestyle("--")
     rgba = colormaps[cmap](scores)

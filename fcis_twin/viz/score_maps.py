@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from .common import PALETTE, clean_axes, part_mosaic
+from .common import PALETTE, clean_axes, new_figure, part_mosaic
 
 __all__ = ["gray_image", "draw_mask", "draw_named_boxes", "plot_named_instances", "draw_part_mosaic",
            "plot_part_mosaics", "draw_score_map", "plot_box_masks", "plot_part_probabilities"]
@@ -17,14 +17,6 @@ __all__ = ["gray_image", "draw_mask", "draw_named_boxes", "plot_named_instances"
 #: Colour of the outline that :func:`draw_mask` draws around a region (the overlap of two objects).
 OUTLINE_COLOR = "yellow"
 
-
-def _figure(fig, figsize):
-    """``fig``, or a new pyplot figure with a constrained layout."""
-    if fig is not None:
-        return fig
-    import matplotlib.pyplot as plt
-
-    return plt.figure(figsize=figsize, layout="constrained")
 
 
 def _colors(colors, n, name="colors"):
@@ -177,7 +169,7 @@ def plot_named_instances(image, masks, boxes, names, *, colors=None, window=None
     -------
     fig
     """
-    fig = _figure(fig, (10, 4.4))
+    fig = new_figure(fig, (10, 4.4))
     ax = fig.subplots(1, 2)
     h, w = np.asarray(image).shape[:2]
     ax[0].imshow(image, extent=(0, w, h, 0))
@@ -265,7 +257,7 @@ def plot_part_mosaics(maps, box, crop, *, fig=None):
     maps = np.asarray(maps)
     if maps.ndim != 5 or maps.shape[0] != 2:
         raise ValueError(f"maps must be (2, k, k, Hf, Wf), got shape {maps.shape}")
-    fig = _figure(fig, (10, 4.6))
+    fig = new_figure(fig, (10, 4.6))
     ax = fig.subplots(1, 2)
     for a, j, word in zip(ax, (1, 0), ("inside", "outside"), strict=True):
         draw_part_mosaic(a, maps[j], box, crop, label=f"{word} score")
@@ -345,7 +337,7 @@ def plot_box_masks(image, columns, boxes, names, *, colors=None, overlap=None, w
         raise ValueError(f"names must give one name per box, got {len(names)} for {len(boxes)} boxes")
     colors = _colors(colors, len(boxes))
     n = len(columns)
-    fig = _figure(fig, (min(10, 3.4 * n), 3.3 * len(boxes)))
+    fig = new_figure(fig, (min(10, 3.4 * n), 3.3 * len(boxes)))
     ax = np.asarray(fig.subplots(len(boxes), n, squeeze=False))
     for col, (title, masks) in enumerate(columns.items()):
         for i, box in enumerate(boxes):
@@ -385,7 +377,7 @@ def plot_part_probabilities(sources, boxes, *, colors=None, outline=None, window
         raise ValueError("sources must hold at least one (title, probs, stride, parts)")
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     colors = _colors(colors, len(boxes))
-    fig = _figure(fig, (10, 5.6))
+    fig = new_figure(fig, (10, 5.6))
     ratios = [1.0] * (len(sources) - 1) + [1.18]  # the last one holds the colour bar too
     subs = np.atleast_1d(fig.subfigures(1, len(sources), wspace=0.04, width_ratios=ratios))
     norm = Normalize(0, 1)

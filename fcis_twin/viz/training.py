@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .common import PALETTE, clean_axes, draw_boxes, overlay_masks, zoom_to_box
+from .common import PALETTE, as_box_array, clean_axes, draw_boxes, overlay_masks, zoom_to_box
 
 __all__ = ["ROI_COLORS", "draw_anchor_targets", "draw_anchor_iou_histogram", "plot_mask_targets",
            "draw_ohem_ranking", "draw_loss_against_iou", "plot_ohem_choice", "per_foreground_loss",
@@ -19,12 +19,6 @@ __all__ = ["ROI_COLORS", "draw_anchor_targets", "draw_anchor_iou_histogram", "pl
 ROI_COLORS = {"foreground, kept": "tab:red", "background, kept": "tab:orange",
               "background, dropped": "0.6", "foreground, dropped": "tab:purple"}
 
-
-def _as_boxes(name, boxes):
-    boxes = np.asarray(boxes, np.float64)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (R, 4), got {boxes.shape}")
-    return boxes
 
 
 def _as_int(name, value, low):
@@ -62,7 +56,7 @@ def draw_anchor_targets(ax, image, masks, anchors, anchor_labels, gt_boxes):
     ax
         One rectangle patch per positive anchor, one line of negative centres.
     """
-    anchors, gt_boxes = _as_boxes("anchors", anchors), _as_boxes("gt_boxes", gt_boxes)
+    anchors, gt_boxes = as_box_array("anchors", anchors), as_box_array("gt_boxes", gt_boxes)
     labels = np.asarray(anchor_labels)
     if labels.shape != (len(anchors),):
         raise ValueError(f"anchor_labels must have shape ({len(anchors)},), got {labels.shape}")
@@ -101,7 +95,7 @@ def draw_anchor_iou_histogram(ax, anchors, anchor_labels, gt_boxes, image_shape,
     ax
         Log-scaled counts; the x axis spans [0, 1].
     """
-    anchors, gt_boxes = _as_boxes("anchors", anchors), _as_boxes("gt_boxes", gt_boxes)
+    anchors, gt_boxes = as_box_array("anchors", anchors), as_box_array("gt_boxes", gt_boxes)
     labels = np.asarray(anchor_labels)
     if labels.shape != (len(anchors),):
         raise ValueError(f"anchor_labels must have shape ({len(anchors)},), got {labels.shape}")
@@ -145,7 +139,7 @@ def plot_mask_targets(image, masks, rois, coverages, targets, threshold, ious=No
     """
     from matplotlib.figure import Figure
 
-    rois = _as_boxes("rois", rois)
+    rois = as_box_array("rois", rois)
     coverages, targets = np.asarray(coverages, np.float64), np.asarray(targets, bool)
     n = len(rois)
     if n == 0:
@@ -269,11 +263,11 @@ def plot_ohem_choice(steps, image, gt_boxes, batch_size, fg_iou=0.5):
 
     if not steps:
         raise ValueError("steps must hold at least one step")
-    gt_boxes = _as_boxes("gt_boxes", gt_boxes)
+    gt_boxes = as_box_array("gt_boxes", gt_boxes)
     fig = Figure(figsize=(10, 3.3 * len(steps)), layout="constrained")
     ax = fig.subplots(len(steps), 3, squeeze=False, width_ratios=(1.2, 1.2, 1))
     for row, (name, step) in enumerate(steps.items()):
-        rois = _as_boxes(f"steps[{name!r}].rois", step.rois)
+        rois = as_box_array(f"steps[{name!r}].rois", step.rois)
         draw_ohem_ranking(ax[row, 0], step.roi_losses, step.roi_labels, step.kept, batch_size, legend=row == 0)
         ax[row, 0].set_title(name, fontsize=10, loc="left")
         draw_loss_against_iou(ax[row, 1], step.roi_losses, step.roi_labels, step.kept,
@@ -440,7 +434,7 @@ def draw_top_detections(ax, image, detections, class_names, top=3, title=None):
     """
     top = _as_int("top", top, 1)
     n = min(top, len(detections.scores))
-    boxes = _as_boxes("detections.boxes", np.asarray(detections.boxes)[:n].reshape(-1, 4))
+    boxes = as_box_array("detections.boxes", np.asarray(detections.boxes)[:n].reshape(-1, 4))
     ax.imshow(overlay_masks(image, np.asarray(detections.masks)[:n]))
     draw_boxes(ax, boxes)
     for i, (x1, y1, _, _) in enumerate(boxes):
