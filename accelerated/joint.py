@@ -48,10 +48,10 @@ def joint_forward(assembled, *, backend=None):
     R, C2, P, _ = x.shape
     if backend == "numba-cpu":
         mask_prob, cls_score = _joint_numba_cpu(np.ascontiguousarray(to_host(x)), R, C2 // 2, P)
-    else:
+    else:  # device arrays: like() hands them to CuPy without a copy, or makes the one copy to the host
         mask_prob, cls_score = _joint_cuda(to_numba_device(x), R, C2 // 2, P)
-    return JointOutput(like(mask_prob, assembled), like(cls_score, assembled),
-                       like(class_softmax(cls_score), assembled))
+    mask_prob, cls_score = like(mask_prob, assembled), like(cls_score, assembled)
+    return JointOutput(mask_prob, cls_score, class_softmax(cls_score))  # the softmax runs where cls_score is
 
 
 def _joint_numba_cpu(x, R, C, P):
@@ -66,7 +66,7 @@ def _joint_cuda(x, R, C, P):
     cls_score = cuda.device_array((R, C), np.float32)
     if R * C:
         launch(_joint_kernel, blocks(R * C))(x, mask_prob, cls_score)
-    return mask_prob.copy_to_host(), cls_score.copy_to_host()
+    return mask_prob, cls_score
 
 
 def _pair(x, r, c, mask_prob):

@@ -12,7 +12,7 @@ import pytest
 
 from fcis_twin.reference._checks import as_array, as_boxes, as_mask_probs
 from fcis_twin.reference.boxes import clip_boxes, decode_boxes
-from fcis_twin.reference.joint import check_joint_args, joint_forward_arrays
+from fcis_twin.reference.joint import check_joint_args, class_softmax, joint_forward_arrays
 from fcis_twin.reference.nms import nms
 from fcis_twin.reference.proposals import propose, rpn_outputs_to_anchor_order
 from fcis_twin.reference.voting import voter_lists
@@ -35,6 +35,13 @@ def test_the_joint_formulation_of_the_cupy_backend(seed):
     x = np.random.default_rng(seed).normal(0, 4, (5, 6, 3, 3)).astype(np.float32)
     assert_same_on_the_device(check_joint_args(strictly_on_device(x), device=True), x)
     assert_same_on_the_device(joint_forward_arrays(strictly_on_device(x)), joint_forward_arrays(x))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_class_softmax_of_numba_cuda_joint_runs_on_the_device(seed):
+    """accelerated.joint_forward on numba-cuda hands CuPy inputs' scores to class_softmax on the device."""
+    score = np.random.default_rng(seed).normal(0, 30, (6, 5)).astype(np.float32)
+    assert_same_on_the_device(class_softmax(strictly_on_device(score)), class_softmax(score))
 
 
 @pytest.mark.parametrize("shape", [(4, 7), (0, 3), (3, 0)])

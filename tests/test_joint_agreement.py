@@ -44,6 +44,32 @@ def test_numba_cuda_agrees(x):
     assert_agrees("numba-cuda", x)
 
 
+@pytest.mark.skipif("numba-cuda" not in BACKENDS, reason="numba-cuda is not available")
+def test_numba_cuda_results_stay_on_the_device_until_the_wrapper(monkeypatch):
+    """The kernel's outputs reach the wrapper as device arrays: the one copy to the host (none for CuPy inputs,
+    which like() hands the device arrays zero-copy) is the wrapper's, and the class softmax runs where they are."""
+    handed = []
+    real_like = accel.like
+    monkeypatch.setattr(accel, "like", lambda result, *inputs: handed.append(result) or real_like(result, *inputs))
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    got = accel.joint_forward(x, backend="numba-cuda")
+    assert len(handed) == 2 and all(hasattr(a, "copy_to_host") for a in handed), [type(a) for a in handed]
+    assert all(isinstance(a, np.ndarray) for a in got)
+    np.testing.assert_array_equal(got.cls_prob, joint_forward(x).cls_prob)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("numba-cuda" not in BACKENDS or "cupy" not in BACKENDS, reason="needs CuPy and numba-cuda")
+def test_numba_cuda_keeps_cupy_inputs_on_the_device():
+    """CuPy in, CuPy out on numba-cuda, with no trip through the host."""
+    import cupy
+
+    x = np.random.default_rng(1).standard_normal((4, 2 * 5, 7, 7)).astype(np.float32)
+    got = accel.joint_forward(cupy.asarray(x), backend="numba-cuda")
+    assert all(isinstance(a, cupy.ndarray) for a in got)
+    np.testing.assert_array_equal(got.cls_score.get(), joint_forward(x).cls_score)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif("cupy" not in BACKENDS, reason="CuPy is not available")
 def test_cupy_agrees_and_stays_on_the_device():
