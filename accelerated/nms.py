@@ -112,7 +112,8 @@ def _suppress(boxes, scores, labels, iou_threshold, backend):
     if backend == "numba-cpu":
         keep = _nms_numba_cpu(host_boxes, host_scores, host_labels, threshold)
     elif backend == "numba-cuda":
-        layout = _layout(np, host_boxes, host_scores, host_labels)  # numba has no device sort: sorted on the host
+        # numba has no device sort: the layout is sorted on the host
+        layout = segmented_layout(np, host_boxes, host_scores, host_labels)
         device = _Layout(*(cuda.to_device(a) for a in layout[:-1]), layout.width)
         keep, count = _nms_cuda(device, threshold)
         keep = keep[: int(count.copy_to_host()[0])]  # a device view; like() copies it or hands it to CuPy
@@ -143,7 +144,7 @@ def _nms_numba_cpu(boxes, scores, labels, threshold):
 
 def _nms_cuda(layout, threshold):
     """The mask and pass kernels on device arrays; returns ``(keep, count)``: the first ``count`` of ``keep``."""
-    rows, blocks, shared = _geometry(layout)
+    rows, blocks, shared = launch_geometry(layout)
     mask = cuda.device_array((rows, layout.width), np.uint64)
     keep = cuda.device_array(layout.order.shape[0], np.int64)
     count = cuda.device_array(1, np.int64)
@@ -158,8 +159,8 @@ def _nms_cupy(boxes, scores, labels, threshold):
     """The same two kernels in CUDA C (``nms.cu``), sorting and layout on the device with CuPy."""
     import cupy
 
-    layout = _layout(cupy, boxes, scores, labels)
-    rows, blocks, shared = _geometry(layout)
+    layout = segmented_layout(cupy, boxes, scores, labels)
+    rows, blocks, shared = launch_geometry(layout)
     module = cupy_module("nms")
     mask = cupy.empty((rows, layout.width), cupy.uint64)
     keep = cupy.empty(layout.order.shape[0], cupy.int64)
@@ -205,7 +206,7 @@ class _Layout(NamedTuple):
     width: int  # mask words per row: the blocks of the largest label
 
 
-def _layout(xp, boxes, scores, labels):
+def segmented_layout(xp, boxes, scores, labels):
     """The segmented layout of the boxes (:class:`_Layout`), computed with ``xp`` (NumPy or CuPy)."""
     n = scores.shape[0]
     order, by_label, starts = _order(xp, scores, labels)
@@ -229,7 +230,7 @@ def _layout(xp, boxes, scores, labels):
                    rank_pos, order.astype(xp.int64), int(label_blocks.max()))
 
 
-def _geometry(layout):
+def launch_geometry(layout):
     """``(rows, blocks, shared bytes)`` of the two launches; too many boxes for the pass's shared memory raise."""
     blocks = layout.block_first.shape[0]
     shared = blocks * 8  # one uint64 of removed bits per block of boxes

@@ -84,7 +84,7 @@ def mask_voting(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, 
     boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
 
     nms = functools.partial(batched_nms, backend=backend)
-    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold, nms)
+    rois, labels = batched_candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold, nms)
     regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS) int64
     small = (np.ascontiguousarray(boxes), regions, np.ascontiguousarray(cls_probs), rois, labels)  # host arrays
     scalars = (a.vote_threshold, a.binary_threshold, height, width)
@@ -115,7 +115,7 @@ def mask_voting(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=0.3, 
     )
 
 
-def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold, batched_nms):
+def batched_candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold, batched_nms):
     """``(rois, labels)`` int64, as the reference's candidates, with one ``batched_nms`` call.
 
     Every live ``(ROI r, class c)`` pair (``c >= 1``, probability at least ``score_threshold``) becomes a box

@@ -73,11 +73,18 @@ def box_iou(a, b):
     """
     a = as_boxes("a", a)
     b = as_boxes("b", b)
-    return _iou(a[:, None, :], b[None, :, :])
+    return broadcast_iou(a[:, None, :], b[None, :, :])
 
 
-def _iou(a, b):
-    """IoU of broadcastable float32 box arrays; the formula every kernel repeats."""
+def broadcast_iou(a, b):
+    """IoU of broadcastable float32 ``(..., 4)`` box arrays, without checks: the formula every kernel repeats, which
+    :func:`box_iou`, NMS and mask voting share (0 where the union is empty).
+
+    Examples
+    --------
+    >>> broadcast_iou(np.float32([0, 0, 2, 2]), np.float32([[1, 0, 3, 2], [4, 4, 4, 4]]))  # 2 / 6, empty union
+    array([0.33333334, 0.        ], dtype=float32)
+    """
     iw = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), np.float32(0))
     ih = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), np.float32(0))
     inter = iw * ih

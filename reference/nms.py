@@ -8,7 +8,7 @@ suppression bitmask; its keep indices must match these exactly.
 import numpy as np
 
 from ._checks import as_boxes, as_labels, as_probability, as_scores
-from .boxes import _iou
+from .boxes import broadcast_iou
 
 
 def nms(boxes, scores, iou_threshold):
@@ -54,7 +54,7 @@ def nms(boxes, scores, iou_threshold):
             continue
         keep.append(i)
         rest = order[pos + 1 :]
-        iou = _iou(boxes[i], boxes[rest])  # (len(rest),) overlap of box i with every lower-ranked box
+        iou = broadcast_iou(boxes[i], boxes[rest])  # (len(rest),) overlap of box i with every lower-ranked box
         suppressed[rest[iou > threshold]] = True
     return np.array(keep, dtype=np.int64)
 

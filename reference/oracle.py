@@ -16,7 +16,7 @@ Geometry follows ``docs/conventions.md``: feature pixel ``(Y, X)`` covers image 
 ``[Y*stride, (Y+1)*stride) x [X*stride, (X+1)*stride)``; the image is padded with background to a multiple of the
 stride.  Part cell ``(gh, gw)`` of a box ``(x1, y1, x2, y2)`` is, in cell units ``u = (px - x1) * k / w`` of a
 pixel centre ``px = x + 0.5``, the interval ``gw <= u < gw + 1`` (likewise for ``y``).  Cell membership is soft:
-1 inside the cell, falling linearly to 0 one cell beyond it (:func:`_membership`), as the smooth maps of a trained
+1 inside the cell, falling linearly to 0 one cell beyond it (:func:`cell_membership`), as the smooth maps of a trained
 network are; with hard cell borders an ROI shifted by a fraction of a cell would already lose its mask.
 """
 
@@ -250,7 +250,7 @@ def _window(lo, hi, stride, size):
     return max(int(np.floor(lo / stride)), 0), min(int(np.ceil(hi / stride)), size)
 
 
-def _membership(p, lo, hi, k):
+def cell_membership(p, lo, hi, k):
     """(k, n) soft membership of coordinates ``p`` (pixel centres) in the ``k`` part cells of the side [lo, hi).
 
     In cell units ``u = (p - lo) * k / (hi - lo)``, cell ``g`` has membership 1 for ``|u - (g + 0.5)| <= 0.5``
@@ -271,8 +271,8 @@ def _part_fractions(box, mask, window, stride, k):
     n_y, n_x = fy1 - fy0, fx1 - fx0
     rows = np.arange(fy0 * stride, fy1 * stride)  # (hw,) image rows of the window, possibly past the image
     cols = np.arange(fx0 * stride, fx1 * stride)  # (ww,)
-    m_y = _membership(rows.astype(np.float32) + np.float32(0.5), y1, y2, k).reshape(k, n_y, stride)  # (k, nY, s)
-    m_x = _membership(cols.astype(np.float32) + np.float32(0.5), x1, x2, k).reshape(k, n_x, stride)  # (k, nX, s)
+    m_y = cell_membership(rows.astype(np.float32) + np.float32(0.5), y1, y2, k).reshape(k, n_y, stride)  # (k, nY, s)
+    m_x = cell_membership(cols.astype(np.float32) + np.float32(0.5), x1, x2, k).reshape(k, n_x, stride)  # (k, nX, s)
     win_mask = np.zeros((rows.size, cols.size), np.float32)  # the visible mask over the window, 0 in the padding
     part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     win_mask[: part.shape[0], : part.shape[1]] = part

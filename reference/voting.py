@@ -23,7 +23,7 @@ from ._checks import (
     as_probabilities,
     as_probability,
 )
-from .boxes import _iou, tight_boxes
+from .boxes import broadcast_iou, tight_boxes
 from .nms import nms
 from .paste import (
     REGION_BOTTOM,
@@ -164,7 +164,7 @@ def mask_voting(
     boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
     binary_threshold = a.binary_threshold
 
-    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
+    rois, labels = detection_candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
     regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS)
     pastes = {}  # (j, c) -> (y0, x0, values): each voter pasted once
     out_masks, kept = [], []
@@ -264,7 +264,7 @@ def mask_voting_loop(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=
                           vote_threshold=vote_threshold, binary_threshold=binary_threshold,
                           max_detections=max_detections, score_threshold=score_threshold)
     boxes, cls_masks, cls_probs, (height, width) = a.boxes, a.cls_masks, a.cls_probs, a.image_shape
-    rois, labels = _candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
+    rois, labels = detection_candidates(boxes, cls_probs, a.nms_threshold, a.max_detections, a.score_threshold)
     regions = box_regions(boxes, height, width)  # (R, REGION_FIELDS)
     num, num_rois = rois.shape[0], boxes.shape[0]
     mask_h, mask_w = cls_masks.shape[2], cls_masks.shape[3]
@@ -274,7 +274,7 @@ def mask_voting_loop(boxes, cls_masks, cls_probs, image_shape, *, nms_threshold=
     for i in range(num):
         r = rois[i]
         for j in range(num_rois):
-            flags[i, j] = j == r or _iou(boxes[r], boxes[j]) >= a.vote_threshold
+            flags[i, j] = j == r or broadcast_iou(boxes[r], boxes[j]) >= a.vote_threshold
 
     # 2. voter lists
     voter_offsets, voters = voter_lists(flags)
@@ -358,7 +358,7 @@ def voted_boxes(totals, extents):
     return keep, np.concatenate([first, last], axis=1).astype(np.float32).reshape(-1, 4)
 
 
-def _candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold):
+def detection_candidates(boxes, cls_probs, nms_threshold, max_detections, score_threshold):
     """``(rois, labels)`` int64 of the kept candidates, by descending score, then class, then ROI index."""
     rois, labels = [], []
     for c in range(1, cls_probs.shape[1]):
@@ -382,7 +382,7 @@ def sort_and_cut(rois, labels, scores, max_detections):
 def voters_of(boxes, r, vote_threshold):
     """The ROIs that vote for ROI ``r``, ascending: ``IoU(boxes[j], boxes[r]) >= vote_threshold``, and ``r`` itself
     (a zero-area box has IoU 0 with itself, yet always votes for itself)."""
-    voters = np.flatnonzero(_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
+    voters = np.flatnonzero(broadcast_iou(boxes[r], boxes) >= vote_threshold)  # ascending j
     return voters if r in voters else np.union1d(voters, [r])
 
 

@@ -185,34 +185,34 @@ def test_cell_aligned_roi_gives_cell_means(problem):
                 expected[0, c, gh, gw] = cell.astype(np.float64).mean()
                 mean_abs[0, c, gh, gw] = np.abs(cell).astype(np.float64).mean()
     # float32 running sum of n = ch*cw terms: (n - 1) u mean|x|; division and final rounding add 2u (and ETA32 if
-    # they underflow); the float64 summed-area table adds at most 4(H + W + 1) u64 sum|x| (see _sat_error)
-    tol = (ch * cw + 1) * U32 * mean_abs + _sat_error(x) + ETA32
+    # they underflow); the float64 summed-area table adds at most 4(H + W + 1) u64 sum|x| (see sat_error)
+    tol = (ch * cw + 1) * U32 * mean_abs + sat_error(x) + ETA32
     for assemble in FORWARD:
         out = assemble(x, roi, **_kw(k, k, s))
         assert np.all(np.abs(out - expected) <= tol), assemble.__name__
 
 
-def _sat_error(x):
+def sat_error(x):
     """Bound on a float64 summed-area-table bin sum's error: four prefix sums and three subtractions, each prefix
     a chain of at most H + W float64 additions of terms bounded by sum|x| in total."""
     H, W = x.shape[2:]
     return 4 * (H + W + 1) * U64 * np.abs(x.astype(np.float64)).sum()
 
 
-def _diff_error(grad, input_shape):
+def diff_error(grad, input_shape):
     """Bound on the float64 difference-array gradient's error: every pixel is a chain of at most (number of
     corners + H + W + 2) float64 additions of the 4 * R * C_out * P * P corner values, each at most |grad|."""
     H, W = input_shape[2:]
     return (grad.size * 4 + H + W + 2) * U64 * 4 * np.abs(grad.astype(np.float64)).sum()
 
 
-def _within(actual, expected, tol):
+def within_tolerance(actual, expected, tol):
     """Elementwise ``|actual - expected| <= tol``, reporting the worst excess."""
     excess = np.abs(actual.astype(np.float64) - expected) - tol
     assert excess.size == 0 or excess.max() <= 0, f"exceeds tolerance by {excess.max()}"
 
 
-def _grads(problem):
+def grads_of(problem):
     """A gradient strategy of the right shape, (R, C_out, P, P), for a drawn problem."""
     x, rois, kw = problem
     k, P = kw["group_size"], kw["output_size"]
@@ -227,16 +227,17 @@ def test_loop_and_vectorized_agree(problem, data):
     H, W = x.shape[2:]
     # the loop's float32 sum of n <= H*W terms errs by (n - 1) u mean|x|, its division by u |mean|; the vectorized
     # mean is rounded once (u |mean|) after the float64 table's own error
-    _within(ps_assemble_loop(x, rois, **kw), ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
+    within_tolerance(ps_assemble_loop(x, rois, **kw), ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
 
-    grad = data.draw(_grads(problem))
+    grad = data.draw(grads_of(problem))
     # a pixel of one channel receives at most m = R*P*P bin values g / area, each rounded (u) and summed in float32
     # ((m - 1) u); the vectorized sum is rounded once (u) after the float64 difference array's own error; each of
     # the m + 1 roundings may also underflow (ETA32 / 2)
     spread_abs = ps_assemble_backward(np.abs(grad), rois, x.shape, **kw).astype(np.float64)
     m = rois.shape[0] * kw["output_size"] ** 2
-    tol = (m + 2) * U32 * spread_abs + _diff_error(grad, x.shape) + (m + 1) * ETA32
-    _within(ps_assemble_backward_loop(grad, rois, x.shape, **kw), ps_assemble_backward(grad, rois, x.shape, **kw), tol)
+    tol = (m + 2) * U32 * spread_abs + diff_error(grad, x.shape) + (m + 1) * ETA32
+    loop = ps_assemble_backward_loop(grad, rois, x.shape, **kw)
+    within_tolerance(loop, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
 
 
 @settings(max_examples=150)
@@ -247,12 +248,12 @@ def test_backward_is_the_adjoint(problem, data):
     N, CKK, H, W = x.shape
     P = kw["output_size"]
     R = rois.shape[0]
-    g = data.draw(_grads(problem))
+    g = data.draw(grads_of(problem))
     # B = <A|x|, |g|> bounds every product's magnitude; the loop errors are (H*W + 1) u and (R*P*P + 1) u of it (see
     # test_loop_and_vectorized_agree), the float64 dot products add far less than 2u of it
     B = np.vdot(ps_assemble(np.abs(x), rois, **kw).astype(np.float64), np.abs(g).astype(np.float64))
     sum_g, sum_x = np.abs(g.astype(np.float64)).sum(), np.abs(x.astype(np.float64)).sum()
-    tol = (H * W + R * P * P + 4) * U32 * B + _sat_error(x) * sum_g + _diff_error(g, x.shape) * sum_x
+    tol = (H * W + R * P * P + 4) * U32 * B + sat_error(x) * sum_g + diff_error(g, x.shape) * sum_x
     tol += (R * P * P + 2) * ETA32 * (sum_g + sum_x)  # underflowing divisions and roundings
     for forward, backward in zip(FORWARD, BACKWARD, strict=True):
         lhs = np.vdot(forward(x, rois, **kw).astype(np.float64), g.astype(np.float64))

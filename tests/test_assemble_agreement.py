@@ -39,9 +39,10 @@ from fcis_twin.reference.assemble import (
     ps_assemble_loop,
     summation_error_bound,
 )
+from fcis_twin.strategies import assembly_kwargs as _kw
 
 from .fakes import StrictDeviceArray, strictly_on_device
-from .test_assemble import ETA32, U32, _diff_error, _grads, _kw, _sat_error, _within, problems
+from .test_assemble import ETA32, U32, diff_error, grads_of, problems, sat_error, within_tolerance
 from .test_assemble_finite import numba_cpu_kernel
 
 SIMULATED = "numba-cuda" in available_backends() and cuda_simulated()
@@ -59,7 +60,7 @@ SIMULATOR_EXAMPLES = 40
 def backward_problems(draw):
     """A problem of :func:`tests.test_assemble.problems` and a gradient of its output shape."""
     problem = draw(problems())
-    return problem, draw(_grads(problem))
+    return problem, draw(grads_of(problem))
 
 
 def _grid(N=1, C=1, H=4, W=4):
@@ -109,7 +110,7 @@ def _agree_forward(problem, backend):
     out = acc.ps_assemble(x, rois, **kw, backend=backend)
     assert type(out) is np.ndarray and out.dtype == np.float32
     np.testing.assert_array_equal(out, ps_assemble_loop(x, rois, **kw))
-    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
+    within_tolerance(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
 
 
 def _agree_backward(problem, grad, backend, *, exact):
@@ -122,9 +123,9 @@ def _agree_backward(problem, grad, backend, *, exact):
     if exact:
         np.testing.assert_array_equal(out, loop)
     else:  # another order of the same float32 terms (see the module docstring)
-        _within(out, loop, 2 * m * U32 * (spread_abs * (1 + U32) + _diff_error(grad, x.shape)))
-    tol = (m + 2) * U32 * spread_abs + _diff_error(grad, x.shape) + (m + 1) * ETA32
-    _within(out, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
+        within_tolerance(out, loop, 2 * m * U32 * (spread_abs * (1 + U32) + diff_error(grad, x.shape)))
+    tol = (m + 2) * U32 * spread_abs + diff_error(grad, x.shape) + (m + 1) * ETA32
+    within_tolerance(out, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
 
 
 def _agree_adjoint(problem, grad, backend):
@@ -134,7 +135,7 @@ def _agree_adjoint(problem, grad, backend):
     R, P = rois.shape[0], kw["output_size"]
     B = np.vdot(ps_assemble(np.abs(x), rois, **kw).astype(np.float64), np.abs(grad).astype(np.float64))
     sum_g, sum_x = np.abs(grad.astype(np.float64)).sum(), np.abs(x.astype(np.float64)).sum()
-    tol = (H * W + R * P * P + 4) * U32 * B + _sat_error(x) * sum_g + _diff_error(grad, x.shape) * sum_x
+    tol = (H * W + R * P * P + 4) * U32 * B + sat_error(x) * sum_g + diff_error(grad, x.shape) * sum_x
     tol += (R * P * P + 2) * ETA32 * (sum_g + sum_x)
     lhs = np.vdot(acc.ps_assemble(x, rois, **kw, backend=backend).astype(np.float64), grad.astype(np.float64))
     rhs = np.vdot(x.astype(np.float64), acc.ps_assemble_backward(grad, rois, x.shape, **kw, backend=backend))
@@ -186,12 +187,12 @@ def test_numba_cpu_many_rois(P):
     np.testing.assert_array_equal(out[sample], ps_assemble_loop(x, rois[sample], **kw))
     with numba_cpu_kernel("direct" if R * P * P >= acc.CHANNELS_LAST * 9 * 30 * 40 * 2 else "channels-last"):
         np.testing.assert_array_equal(acc.ps_assemble(x, rois, **kw, backend="numba-cpu"), out)  # the other kernel
-    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
+    within_tolerance(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
     g = acc.ps_assemble_backward(grad, rois, x.shape, **kw, backend="numba-cpu")
     m = R * P * P
     spread_abs = ps_assemble_backward(np.abs(grad), rois, x.shape, **kw).astype(np.float64)
-    tol = (m + 2) * U32 * spread_abs + _diff_error(grad, x.shape) + (m + 1) * ETA32
-    _within(g, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
+    tol = (m + 2) * U32 * spread_abs + diff_error(grad, x.shape) + (m + 1) * ETA32
+    within_tolerance(g, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
 
 
 def test_reusing_layouts_transposes_each_map_once(monkeypatch):
@@ -500,7 +501,7 @@ def test_gpu_forward_at_fcis_coco_size(fcis_coco, backend):
     out = acc.ps_assemble(x, rois, **kw, backend=backend)
     assert type(out) is np.ndarray
     np.testing.assert_array_equal(out, expected)
-    _within(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
+    within_tolerance(out, ps_assemble(x, rois, **kw), summation_error_bound(x, rois, **kw))
 
 
 @pytest.mark.gpu
@@ -514,9 +515,9 @@ def test_gpu_backward_at_fcis_coco_size(fcis_coco, backend):
     assert type(out) is np.ndarray
     m = rois.shape[0] * kw["output_size"] ** 2
     spread_abs = ps_assemble_backward(np.abs(grad), rois, x.shape, **kw).astype(np.float64)
-    _within(out, expected, 2 * m * U32 * (spread_abs * (1 + U32) + _diff_error(grad, x.shape)))
-    tol = (m + 2) * U32 * spread_abs + _diff_error(grad, x.shape) + (m + 1) * ETA32
-    _within(out, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
+    within_tolerance(out, expected, 2 * m * U32 * (spread_abs * (1 + U32) + diff_error(grad, x.shape)))
+    tol = (m + 2) * U32 * spread_abs + diff_error(grad, x.shape) + (m + 1) * ETA32
+    within_tolerance(out, ps_assemble_backward(grad, rois, x.shape, **kw), tol)
 
 
 @pytest.mark.gpu

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from fcis_twin.accelerated import assemble as acc
 from fcis_twin.accelerated._backend import available_backends
 from fcis_twin.reference.assemble import FLOAT32_MAX, ps_assemble, ps_assemble_loop
+from fcis_twin.strategies import assembly_kwargs as _kw
 
-from .test_assemble import _kw, problems
+from .test_assemble import problems
 
 #: Every implementation of the forward pass; numba-cpu twice, once per kernel (:data:`acc.CHANNELS_LAST`).
 IMPLEMENTATIONS = ["reference", "loop", "numba-cpu direct", "numba-cpu channels-last"] + (

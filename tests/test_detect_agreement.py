@@ -17,7 +17,7 @@ from fcis_twin.reference.detect import detect as reference_detect
 from fcis_twin.reference.shapes import make_scene
 
 from .fakes import StrictDeviceArray, strictly_on_device, through_the_host
-from .test_assemble import ETA32, U32, _sat_error, _within
+from .test_assemble import ETA32, U32, sat_error, within_tolerance
 
 #: The oracle scenes of ``conftest.oracle_runs``.
 SEEDS = range(12)
@@ -49,8 +49,8 @@ def test_numba_cpu_equals_the_reference_on_oracle_scenes(oracle_runs, seed):
     kw = dict(group_size=cfg.group_size, output_size=cfg.output_size, spatial_scale=1 / cfg.stride)
     x = outputs.seg_maps
     rois = np.concatenate([np.zeros((len(want.proposals), 1), np.float32), want.proposals], axis=1)
-    tol = (x.shape[2] * x.shape[3] + 2) * U32 * ps_assemble(np.abs(x), rois, **kw) + _sat_error(x) + ETA32
-    _within(got.first.assembled, want.first.assembled.astype(np.float64), tol)
+    tol = (x.shape[2] * x.shape[3] + 2) * U32 * ps_assemble(np.abs(x), rois, **kw) + sat_error(x) + ETA32
+    within_tolerance(got.first.assembled, want.first.assembled.astype(np.float64), tol)
 
 
 @pytest.mark.skipif("numba-cuda" not in available_backends(), reason="numba-cuda is not available")

@@ -227,7 +227,7 @@ def test_layout_with_numpy(case):
     b, s, _, lab = case
     if len(b) == 0:
         return
-    layout = acc._layout(np, b, s, lab)
+    layout = acc.segmented_layout(np, b, s, lab)
     np.testing.assert_array_equal(layout.order, np.argsort(-s, kind="stable"))
     # the box of rank r sits at its padded position
     np.testing.assert_array_equal(layout.boxes[layout.rank_pos], b[layout.order])
@@ -245,10 +245,10 @@ def test_layout_with_numpy(case):
 def test_gpu_capacity_is_checked():
     """More label blocks than the pass's shared memory holds raise ValueError before any launch."""
     n = (acc.SHARED_BYTES - acc.PASS_STATIC_BYTES) // 8 + 1  # one box per label: one block each
-    layout = acc._layout(np, np.zeros((n, 4), np.float32), np.zeros(n, np.float32), np.arange(n))
+    layout = acc.segmented_layout(np, np.zeros((n, 4), np.float32), np.zeros(n, np.float32), np.arange(n))
     with pytest.raises(ValueError, match="GPU backends take at most 385024 boxes"):
-        acc._geometry(layout)
-    assert acc._geometry(layout._replace(block_first=layout.block_first[:-1]))[1] == n - 1
+        acc.launch_geometry(layout)
+    assert acc.launch_geometry(layout._replace(block_first=layout.block_first[:-1]))[1] == n - 1
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")

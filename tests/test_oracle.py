@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.boxes import HEAD_STDS, box_iou, decode_boxes, tight_boxes
-from fcis_twin.reference.oracle import OracleOutputs, _membership, oracle_outputs
+from fcis_twin.reference.oracle import OracleOutputs, cell_membership, oracle_outputs
 from fcis_twin.reference.shapes import Scene, make_scene
 
 #: Anchor sides (w, h): squares of three sizes and 2:1 / 1:2 boxes.
@@ -105,7 +105,7 @@ def test_membership_hand_worked():
     """Soft membership on [0, 8) with k = 2 (cells [0, 4) and [4, 8)): 1 in the cell, linear to 0 a cell beyond."""
     p = np.float32([-2, 1, 4, 6, 8, 9, 11])
     # cell units u = p * 2 / 8 = -0.5, 0.25, 1, 1.5, 2, 2.25, 2.75; membership clip(1.5 - |u - centre|, 0, 1)
-    m = _membership(p, np.float32(0), np.float32(8), 2)
+    m = cell_membership(p, np.float32(0), np.float32(8), 2)
     assert m.shape == (2, 7) and m.dtype == np.float32
     # cell 0, centre 0.5: 1.5 - |u - 0.5| = 0.5, 1.25, 1, 0.5, 0, -0.25, -0.75
     np.testing.assert_array_equal(m[0], [0.5, 1, 1, 0.5, 0, 0, 0])
@@ -118,7 +118,7 @@ def test_membership_hand_worked():
 def test_membership_is_one_in_its_cell_and_zero_a_cell_beyond(lo, width, k, p2):
     """Membership is exactly 1 inside its own cell, exactly 0 more than one cell away, linear in between."""
     p = p2.astype(np.float32) / 2  # a half-integer grid hits the cell borders exactly
-    m = _membership(p, np.float32(lo), np.float32(lo + width), k)
+    m = cell_membership(p, np.float32(lo), np.float32(lo + width), k)
     assert m.shape == (k, p.size) and m.dtype == np.float32
     u = (p.astype(np.float64) - lo) * k / width  # (n,) cell units, in float64
     dist = np.abs(u[None, :] - (np.arange(k)[:, None] + 0.5))  # (k, n) from each cell's centre, in cells

@@ -28,7 +28,7 @@ from fcis_twin.reference._checks import as_mask_probs
 from fcis_twin.reference.boxes import box_iou
 from fcis_twin.reference.nms import batched_nms as ref_batched_nms
 from fcis_twin.reference.paste import paste_masks
-from fcis_twin.reference.voting import Detections, _candidates
+from fcis_twin.reference.voting import Detections, detection_candidates
 from fcis_twin.reference.voting import mask_voting as ref_mask_voting
 from fcis_twin.strategies import voting_inputs as scenes
 from fcis_twin.strategies import voting_settings as settings_strategy
@@ -145,8 +145,8 @@ def test_candidates_agree(scene_, kwargs):
     """One batched NMS over all classes, capped and cut, chooses the reference's candidates in its order."""
     boxes, _, cls_probs, _ = scene_
     args = (boxes, cls_probs, kwargs["nms_threshold"], kwargs["max_detections"], np.float32(kwargs["score_threshold"]))
-    rois, labels = accel._candidates(*args, ref_batched_nms)
-    expected_rois, expected_labels = _candidates(*args)
+    rois, labels = accel.batched_candidates(*args, ref_batched_nms)
+    expected_rois, expected_labels = detection_candidates(*args)
     np.testing.assert_array_equal(rois, expected_rois)
     np.testing.assert_array_equal(labels, expected_labels)
 
