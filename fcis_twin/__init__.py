@@ -3,7 +3,10 @@
 :mod:`fcis_twin.reference` is the readable NumPy implementation of every FCIS stage; :mod:`fcis_twin.accelerated`
 holds the same stages as Numba-CPU, Numba-CUDA and CuPy kernels.  This top package holds what joins the two: the
 ``fcis`` command line (:mod:`fcis_twin.cli`, also ``python -m fcis_twin``), the benchmark (:mod:`fcis_twin.bench`),
-the demo and its figure (:mod:`fcis_twin.demo`) and the drawing helpers (:mod:`fcis_twin.viz`).
+the demo and its figure (:mod:`fcis_twin.demo`), the training driver (:mod:`fcis_twin.training`, with its worker
+processes in :mod:`fcis_twin.workers`) and the bundled model (``models/``), the exercises
+(:mod:`fcis_twin.exercises`), the hypothesis strategies of the tests and exercises (:mod:`fcis_twin.strategies`) and
+the figures of the demo and the notebooks (:mod:`fcis_twin.viz`).
 
 In a source checkout the two halves are the top-level folders ``reference/`` and ``accelerated/``;
 ``pyproject.toml`` maps them to ``fcis_twin.reference`` and ``fcis_twin.accelerated`` on installation, editable or

@@ -72,7 +72,7 @@ def test_smoke_training_lowers_the_loss(tmp_path):
 def test_worker_processes_give_the_weights_of_one_process(tmp_path):
     """Three iterations of two images each: worked on by two processes, the run ends bit for bit where the same run
     in this process ends; and the log's loss parts are the means over the two images."""
-    from fcis_twin.training import Workers
+    from fcis_twin.workers import Workers
 
     scenes = _scenes(6)
     cfg = TrainConfig(iterations=3, images_per_step=2, warmup_iterations=1, checkpoint_every=1000)
@@ -94,7 +94,7 @@ def test_workers_report_errors_and_deaths():
     import math
     import os
 
-    from fcis_twin.training import Workers
+    from fcis_twin.workers import Workers
 
     with Workers(1) as workers:
         assert workers.map(math.sqrt, [4.0, 9.0]) == [2.0, 3.0]
@@ -133,7 +133,7 @@ def test_maps_figure_draws_learned_and_oracle_maps_of_one_class():
     """The docs' figure of learned maps: the image, then a k x k mosaic each of the learned and of the oracle's inside
     and outside maps (with a colour bar each); the class defaults to that of the largest instance."""
     from fcis_twin.reference.shapes import make_scene
-    from fcis_twin.training import maps_figure
+    from fcis_twin.viz import maps_figure
 
     scene = make_scene(4, image_shape=(48, 64), max_objects=2, size_range=(12, 30))
     fig = maps_figure(init_params(SMALL, np.random.default_rng(0)), SMALL, scene)

@@ -9,11 +9,20 @@ import numbers
 
 import numpy as np
 
-from .common import PALETTE, as_box_array, clean_axes, draw_boxes, overlay_masks, zoom_to_box
+from .common import (
+    PALETTE,
+    as_box_array,
+    clean_axes,
+    draw_boxes,
+    draw_instances,
+    overlay_masks,
+    part_mosaic,
+    zoom_to_box,
+)
 
 __all__ = ["ROI_COLORS", "draw_anchor_targets", "draw_anchor_iou_histogram", "plot_mask_targets",
            "draw_ohem_ranking", "draw_loss_against_iou", "plot_ohem_choice", "per_foreground_loss",
-           "plot_loss_curves", "draw_loss_parts", "draw_top_detections"]
+           "plot_loss_curves", "draw_loss_parts", "draw_top_detections", "loss_figure", "maps_figure"]
 
 #: Colours of the four kinds of ROI in the OHEM figures.
 ROI_COLORS = {"foreground, kept": "tab:red", "background, kept": "tab:orange",
@@ -445,3 +454,85 @@ def draw_top_detections(ax, image, detections, class_names, top=3, title=None):
     if title is not None:
         ax.set_title(title, fontsize=10)
     return clean_axes(ax)
+
+
+def loss_figure(log, parts, window=50):
+    """A training log's loss parts and their total against the iteration, each a running mean over ``window``
+    iterations, on a log scale: the ``loss.png`` of ``fcis train``.
+
+    Parameters
+    ----------
+    log : list of dict
+        One record per iteration, with ``"iteration"``, each of ``parts`` and ``"total"``.
+    parts : sequence of str
+    window : int >= 1
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    t = np.array([r["iteration"] for r in log])
+    for name in (*parts, "total"):
+        values = np.array([r[name] for r in log])
+        w = max(1, min(window, len(values)))
+        smooth = np.convolve(values, np.ones(w) / w, mode="valid")
+        ax.plot(t[w - 1 :], smooth, label=name, linewidth=2.2 if name == "total" else 1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"loss (running mean of {window})")
+    ax.legend(ncols=3)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def maps_figure(params, network, scene, class_index=None):
+    """The network's learned inside and outside maps of one class beside the oracle's at the same settings.
+
+    The oracle (:func:`fcis_twin.demo.scene_oracle_outputs`) is drawn at the network's own stride, ``k`` and anchors
+    (:func:`fcis_twin.reference.network.inference_config`), so that the two sets of ``k x k`` maps compare tile for
+    tile.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+    network : NetworkConfig
+    scene : Scene
+    class_index : int, optional
+        The class whose maps are drawn (default: that of the scene's largest instance).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Five panels: the image and its ground truth, then the learned inside and outside maps, then the oracle's,
+        each a ``k x k`` mosaic (:func:`fcis_twin.viz.part_mosaic`) over the whole image.
+    """
+    from matplotlib.figure import Figure
+
+    from ..demo import scene_oracle_outputs
+    from ..reference.boxes import box_area
+    from ..reference.network import inference_config, inference_outputs
+    from ..reference.shapes import CLASS_NAMES
+
+    k = network.group_size
+    if class_index is None:
+        class_index = int(scene.labels[np.argmax(box_area(scene.boxes))])
+    learned = inference_outputs(params, scene.image, network).seg_maps
+    oracle = scene_oracle_outputs(scene, inference_config(network), num_classes=network.num_classes).seg_maps
+    fig = Figure(figsize=(17, 3.6), layout="constrained")
+    ax = fig.subplots(1, 5)
+    draw_instances(ax[0], scene.image, scene.masks, scene.boxes, scene.labels, CLASS_NAMES)
+    ax[0].set_title("image and ground truth")
+    name = CLASS_NAMES[class_index]
+    for col, (source, maps) in enumerate((("learned", learned), ("oracle", oracle))):
+        for j, word in ((1, "inside"), (0, "outside")):  # channel (2 c + j) k^2 + part: j = 1 inside, 0 outside
+            first = (2 * class_index + j) * k * k
+            a = ax[1 + 2 * col + (1 - j)]
+            image = a.imshow(part_mosaic(maps[0, first : first + k * k], k), cmap="magma")
+            fig.colorbar(image, ax=a, shrink=0.8)
+            a.set_title(f"{source}: '{name}' {word} maps")
+            clean_axes(a)
+    return fig
