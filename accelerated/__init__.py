@@ -5,7 +5,9 @@ Each module mirrors its reference module, with the same public names and signatu
 (``paste_masks``), ``voting`` (``mask_voting``), ``joint`` (``joint_forward``) and ``detect`` (``detect``, the
 whole inference graph with those kernels).  ``backend`` is one of ``"numba-cpu"``, ``"numba-cuda"``,
 ``"cupy"``, or ``None`` for the fastest available (:func:`resolve_backend`; :func:`available_backends` says what this
-machine can run).  Inputs may be NumPy or CuPy arrays; results have the type of the input.
+machine can run).  Inputs may be NumPy or CuPy arrays; results have the type of the input
+(:func:`arrays_converted` moves a whole record, e.g. to the host).  ``train_step`` (``training_kernels``) binds a
+backend's NMS and assembly for the training step.
 
 Each kernel follows its reference module's loop template (``ps_assemble_loop``, ``paste_masks_loop``,
 ``mask_voting_loop``, the greedy loop of ``nms``) with the same names and named fields.  Shared plumbing lives in
@@ -16,6 +18,6 @@ Importing this package imports neither numba nor CuPy; each stage module imports
 CuPy only when the CuPy backend runs.
 """
 
-from ._backend import BACKENDS, available_backends, resolve_backend
+from ._backend import BACKENDS, arrays_converted, available_backends, resolve_backend
 
-__all__ = ["BACKENDS", "available_backends", "resolve_backend"]
+__all__ = ["BACKENDS", "arrays_converted", "available_backends", "resolve_backend"]

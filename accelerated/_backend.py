@@ -8,6 +8,7 @@ Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is im
 kernels in Python threads on the CPU: it is available, and correct, but never chosen by ``backend=None``.
 """
 
+import dataclasses
 import functools
 import sys
 
@@ -103,3 +104,22 @@ def cupy_array(x, dtype=None):
     import cupy
 
     return cupy.ascontiguousarray(cupy.asarray(x, dtype=dtype))
+
+
+def arrays_converted(record, convert):
+    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one, or a stage's NamedTuple result
+    such as :class:`~fcis_twin.reference.joint.JointOutput`) with every array in it, NumPy or CuPy, replaced by
+    ``convert(array)``; the configuration and every other value unchanged.
+
+    ``arrays_converted(stages, cupy.asnumpy)`` copies a record from the GPU to the host.
+    """
+    if isinstance(record, np.ndarray) or is_cupy(record):
+        return convert(record)
+    if isinstance(record, tuple) and hasattr(record, "_fields"):
+        return type(record)(*(arrays_converted(value, convert) for value in record))
+    from ..reference.detect import FCISConfig
+
+    if dataclasses.is_dataclass(record) and not isinstance(record, (type, FCISConfig)):
+        return dataclasses.replace(record, **{f.name: arrays_converted(getattr(record, f.name), convert)
+                                              for f in dataclasses.fields(record)})
+    return record

@@ -17,12 +17,9 @@ moves a score across a tie or a threshold, or a voted pixel across ``binary_thre
 the test suite the detections are equal.
 """
 
-import dataclasses
 import functools
 
-import numpy as np
-
-from ..reference.detect import DEFAULT_CONFIG, FCISConfig, Kernels
+from ..reference.detect import DEFAULT_CONFIG, Kernels
 from ..reference.detect import detect as reference_detect
 from ._backend import is_cupy, resolve_backend
 
@@ -50,27 +47,6 @@ def kernels(backend=None):
         ps_assemble=reusing_layouts(backend),  # both passes read one channels-last copy of the maps
         joint_forward=functools.partial(joint_forward, backend=backend),
         mask_voting=functools.partial(mask_voting, backend=backend),
-    )
-
-
-def training_kernels(backend=None):
-    """The :class:`~fcis_twin.reference.train_step.TrainingKernels` of ``backend`` (None: the fastest available):
-    the RPN's NMS and assembly, forward and backward, for :func:`fcis_twin.reference.train.train`.
-
-    Raises
-    ------
-    ValueError
-        An unknown or unavailable backend.
-    """
-    from ..reference.train_step import TrainingKernels
-    from .assemble import ps_assemble, ps_assemble_backward
-    from .nms import nms
-
-    backend = resolve_backend(backend)
-    return TrainingKernels(
-        nms=functools.partial(nms, backend=backend),
-        ps_assemble=functools.partial(ps_assemble, backend=backend),
-        ps_assemble_backward=functools.partial(ps_assemble_backward, backend=backend),
     )
 
 
@@ -114,19 +90,3 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         outputs = tuple(cupy.asarray(a) for a in outputs)
     return reference_detect(*outputs, image_shape, config, kernels=kernels(backend))
 
-
-def arrays_converted(record, convert):
-    """``record`` (a :class:`~fcis_twin.reference.detect.Stages` or any part of one, or a stage's NamedTuple result
-    such as :class:`~fcis_twin.reference.joint.JointOutput`) with every array in it, NumPy or CuPy, replaced by
-    ``convert(array)``; the configuration and every other value unchanged.
-
-    ``arrays_converted(stages, cupy.asnumpy)`` copies a record from the GPU to the host.
-    """
-    if isinstance(record, np.ndarray) or is_cupy(record):
-        return convert(record)
-    if isinstance(record, tuple) and hasattr(record, "_fields"):
-        return type(record)(*(arrays_converted(value, convert) for value in record))
-    if dataclasses.is_dataclass(record) and not isinstance(record, (type, FCISConfig)):
-        return dataclasses.replace(record, **{f.name: arrays_converted(getattr(record, f.name), convert)
-                                              for f in dataclasses.fields(record)})
-    return record

@@ -67,7 +67,7 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, da
     params : dict of str to ndarray
     log : list of dict
     """
-    from .accelerated.detect import training_kernels
+    from .accelerated.train_step import training_kernels
 
     if iterations is not None:
         config = with_iterations(config, iterations)

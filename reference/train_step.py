@@ -39,7 +39,7 @@ from .targets import anchor_targets, proposal_targets
 class TrainingKernels(NamedTuple):
     """The stage functions the training step calls for its heavy work, each with the reference's signature.
 
-    :data:`REFERENCE_TRAINING_KERNELS` holds the reference's; ``fcis_twin.accelerated.detect.training_kernels``
+    :data:`REFERENCE_TRAINING_KERNELS` holds the reference's; ``fcis_twin.accelerated.train_step.training_kernels``
     those of a backend.
     """
 

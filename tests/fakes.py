@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fcis_twin.accelerated.detect import arrays_converted
+from fcis_twin.accelerated import arrays_converted
 
 #: NumPy functions (not ufuncs: CuPy has every one this project calls) that CuPy implements under the same name, so
 #: that NumPy's dispatch (``__array_function__``) finds them for a CuPy array: those that the code CuPy runs through

@@ -8,8 +8,9 @@ between the loop template, which every kernel follows exactly, and the vectorise
 import numpy as np
 import pytest
 
+from fcis_twin.accelerated import arrays_converted
 from fcis_twin.accelerated._backend import available_backends
-from fcis_twin.accelerated.detect import arrays_converted, detect, kernels
+from fcis_twin.accelerated.detect import detect, kernels
 from fcis_twin.demo import SCENE_CONFIG, run_oracle_pipeline
 from fcis_twin.reference.assemble import ps_assemble
 from fcis_twin.reference.detect import FCISConfig, Kernels

@@ -104,7 +104,7 @@ def test_step_gradient_matches_finite_differences(monkeypatch):
 
 def test_numba_cpu_kernels_give_the_reference_step():
     """With numba-cpu's NMS and assembly the step's losses and gradients are the reference's to float32 rounding."""
-    from fcis_twin.accelerated.detect import training_kernels
+    from fcis_twin.accelerated.train_step import training_kernels
 
     cfg = NetworkConfig(group_size=2, output_size=6, backbone=((6, 1, 1), (8, 2, 1), (8, 1, 2)), rpn_channels=8,
                         head_channels=8, anchor_scales=(2, 4), norm_groups=2)
