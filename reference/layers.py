@@ -2,8 +2,9 @@ r"""The layers of the small FCIS network, forward and backward, in NumPy.
 
 Each layer is a pair of functions: ``*_forward`` returns its output and a *cache* (what the backward pass needs),
 ``*_backward`` takes the gradient of the loss with respect to the output and the cache and returns the gradients
-with respect to the input and to the parameters.  The functions compute in the dtype they are given: float32 for
-training, float64 for the finite-difference checks of ``tests/test_layers.py``.
+with respect to the input and to the parameters (:func:`conv_norm_relu_forward` chains three such pairs, and
+:func:`conv_norm_relu_backward` calls their backward passes in reverse).  The functions compute in the dtype they
+are given: float32 for training, float64 for the finite-difference checks of ``tests/test_layers.py``.
 
 Convolution is written as a matrix product over *columns* (im2col): every output position gathers the
 ``C * kh * kw`` input values its filter reads into one row, and one ``matmul`` applies all filters to all rows.
@@ -226,6 +227,62 @@ def relu_forward(x):
 def relu_backward(grad_y, positive):
     """Gradient of :func:`relu_forward`: passed where the input was positive, 0 elsewhere (also at exactly 0)."""
     return np.where(positive, grad_y, 0).astype(grad_y.dtype)
+
+
+def conv_norm_relu_forward(x, params, geometry, groups):
+    """A convolution, a group normalisation and a ReLU: every hidden layer of the network.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float ndarray
+    params : dict of str to ndarray
+        ``"weight"`` (O, C, k, k); with ``groups`` ``"norm_scale"`` and ``"norm_shift"`` (O,), without ``"bias"``
+        (O,), the convolution's (no normalisation).
+    geometry : ConvGeometry
+    groups : int
+        Of the group normalisation (it divides ``O``); 0: no normalisation.
+
+    Returns
+    -------
+    y : (N, O, Ho, Wo) ndarray
+        ``relu(group_norm(conv(x)))``.
+    cache : tuple
+        For :func:`conv_norm_relu_backward`.
+    """
+    a, conv_cache = conv2d_forward(x, params["weight"], None if groups else params["bias"], geometry)
+    norm_cache = None
+    if groups:
+        a, norm_cache = group_norm_forward(a, params["norm_scale"], params["norm_shift"], groups)
+    y, relu_cache = relu_forward(a)
+    return y, (conv_cache, groups, norm_cache, relu_cache)
+
+
+def conv_norm_relu_backward(grad_y, cache, *, grad_x=True):
+    """Gradients of :func:`conv_norm_relu_forward`: the same three layers' backward passes, in reverse.
+
+    Parameters
+    ----------
+    grad_y : (N, O, Ho, Wo) float ndarray
+    cache : tuple
+        The second value :func:`conv_norm_relu_forward` returned.
+    grad_x : bool
+        Whether to compute the input's gradient (as in :func:`conv2d_backward`).
+
+    Returns
+    -------
+    grad_x : (N, C, H, W) ndarray, or None
+    param_grads : dict of str to ndarray
+        Keyed and shaped as the forward pass's ``params``.
+    """
+    conv_cache, groups, norm_cache, relu_cache = cache
+    param_grads = {}
+    g = relu_backward(grad_y, relu_cache)
+    if groups:
+        g, param_grads["norm_scale"], param_grads["norm_shift"] = group_norm_backward(g, norm_cache)
+    grad_input, param_grads["weight"], grad_bias = conv2d_backward(g, conv_cache, grad_x=grad_x)
+    if not groups:
+        param_grads["bias"] = grad_bias
+    return grad_input, param_grads
 
 
 def he_normal(rng, shape, dtype=np.float32):

@@ -27,11 +27,9 @@ from .layers import (
     ConvGeometry,
     conv2d_backward,
     conv2d_forward,
-    group_norm_backward,
-    group_norm_forward,
+    conv_norm_relu_backward,
+    conv_norm_relu_forward,
     he_normal,
-    relu_backward,
-    relu_forward,
 )
 
 
@@ -109,27 +107,52 @@ class NetworkConfig:
 DEFAULT_NETWORK = NetworkConfig()
 
 
-def layer_specs(config):
-    """``[(name, in_channels, out_channels, kernel_size, ConvGeometry, relu)]`` of every convolution, in order.
+class Layer(NamedTuple):
+    """One row of :func:`wiring`: a convolution, the layer whose output it reads, and what follows it."""
 
-    The backbone layers are ``conv1 .. convN``; the heads branch from the backbone's output (``rpn_conv`` and
-    ``head_conv``) and from their ReLUs (``rpn_cls``, ``rpn_bbox``; ``seg``, ``bbox``).
+    name: str
+    source: str  #: the layer whose output it reads; ``"image"``: the network's input
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    geometry: ConvGeometry
+    relu: bool  #: followed by a group normalisation (``config.norm_groups > 0``) and a ReLU; else an output layer
+
+
+def _features(config):
+    """The name of the backbone's last layer, whose output the heads read."""
+    return f"conv{len(config.backbone)}"
+
+
+def wiring(config):
+    """The network's graph, in forward order: the only place where its layers, their inputs and sizes are written.
+
+    The backbone layers are ``conv1 .. convN``, each reading the one before; the heads branch from the backbone's
+    output (``rpn_conv`` and ``head_conv``) and from their ReLUs (``rpn_cls``, ``rpn_bbox``; ``seg``, ``bbox``).
+
+    Returns
+    -------
+    tuple of Layer
     """
     C, k, A = config.num_classes, config.group_size, config.num_anchors
-    specs, channels = [], config.input_channels
+    backbone, source, channels = [], "image", config.input_channels
     for i, (out, stride, dilation) in enumerate(config.backbone, start=1):
-        specs.append((f"conv{i}", channels, out, 3, ConvGeometry(stride, dilation, dilation), True))
-        channels = out
-    one = ConvGeometry(1, 0, 1)
-    specs += [
-        ("rpn_conv", channels, config.rpn_channels, 3, ConvGeometry(1, 1, 1), True),
-        ("rpn_cls", config.rpn_channels, 2 * A, 1, one, False),
-        ("rpn_bbox", config.rpn_channels, 4 * A, 1, one, False),
-        ("head_conv", channels, config.head_channels, 1, one, True),
-        ("seg", config.head_channels, 2 * C * k * k, 1, one, False),
-        ("bbox", config.head_channels, 8 * k * k, 1, one, False),
-    ]
-    return specs
+        backbone.append(Layer(f"conv{i}", source, channels, out, 3, ConvGeometry(stride, dilation, dilation), True))
+        source, channels = f"conv{i}", out
+    features, rpn, head, one = _features(config), config.rpn_channels, config.head_channels, ConvGeometry(1, 0, 1)
+    return (*backbone,
+            Layer("rpn_conv", features, channels, rpn, 3, ConvGeometry(1, 1, 1), True),
+            Layer("rpn_cls", "rpn_conv", rpn, 2 * A, 1, one, False),
+            Layer("rpn_bbox", "rpn_conv", rpn, 4 * A, 1, one, False),
+            Layer("head_conv", features, channels, head, 1, one, True),
+            Layer("seg", "head_conv", head, 2 * C * k * k, 1, one, False),
+            Layer("bbox", "head_conv", head, 8 * k * k, 1, one, False))
+
+
+def layer_specs(config):
+    """``[(name, in_channels, out_channels, kernel_size, ConvGeometry, relu)]``: :func:`wiring` without sources."""
+    return [(layer.name, layer.in_channels, layer.out_channels, layer.kernel_size, layer.geometry, layer.relu)
+            for layer in wiring(config)]
 
 
 def param_shapes(config):
@@ -139,12 +162,13 @@ def param_shapes(config):
     both (O,), in place of its bias.
     """
     shapes = {}
-    for name, cin, cout, ksize, _, relu in layer_specs(config):
-        shapes[f"{name}.weight"] = (cout, cin, ksize, ksize)
-        if relu and config.norm_groups:
-            shapes[f"{name}.norm_scale"] = shapes[f"{name}.norm_shift"] = (cout,)
+    for layer in wiring(config):
+        cout, size = layer.out_channels, layer.kernel_size
+        shapes[f"{layer.name}.weight"] = (cout, layer.in_channels, size, size)
+        if layer.relu and config.norm_groups:
+            shapes[f"{layer.name}.norm_scale"] = shapes[f"{layer.name}.norm_shift"] = (cout,)
         else:
-            shapes[f"{name}.bias"] = (cout,)
+            shapes[f"{layer.name}.bias"] = (cout,)
     return shapes
 
 
@@ -154,12 +178,12 @@ def init_params(config, rng):
     The output layers start small (std 0.01, as the official code's new layers), so that the first losses are
     those of uniform predictions.
     """
-    params = {}
-    for name, cin, cout, ksize, _, relu in layer_specs(config):
-        shape = (cout, cin, ksize, ksize)
-        params[f"{name}.weight"] = (he_normal(rng, shape) if relu
-                                    else (rng.standard_normal(shape) * 0.01).astype(np.float32))
-    for name, shape in param_shapes(config).items():  # biases and shifts 0, scales 1
+    shapes, params = param_shapes(config), {}
+    for layer in wiring(config):  # the weights drawn in the layers' order
+        shape = shapes[f"{layer.name}.weight"]
+        params[f"{layer.name}.weight"] = (he_normal(rng, shape) if layer.relu
+                                          else (rng.standard_normal(shape) * 0.01).astype(np.float32))
+    for name, shape in shapes.items():  # biases and shifts 0, scales 1
         if not name.endswith(".weight"):
             params[name] = np.full(shape, 1 if name.endswith(".norm_scale") else 0, np.float32)
     return params
@@ -172,7 +196,7 @@ def preprocess(image):
 
 
 def forward(params, x, config):
-    """Run the network on a preprocessed image batch.
+    """Run the network on a preprocessed image batch: every layer of :func:`wiring` on the output it reads.
 
     Parameters
     ----------
@@ -188,36 +212,33 @@ def forward(params, x, config):
         The four that inference reads: ``rpn_cls`` (N, 2A, Hf, Wf) objectness scores (channel ``a`` background
         and ``A + a`` foreground of anchor ``a``), ``rpn_bbox`` (N, 4A, Hf, Wf), ``seg`` (N, 2 C k^2, Hf, Wf)
         and ``bbox`` (N, 8 k^2, Hf, Wf).
-    cache : dict
-        For :func:`backward`.
+    cache : tuple
+        For :func:`backward`: every layer's cache by layer name, and ``outputs``.
     """
-    outputs, cache = {}, {}
-    inputs = {"rpn_conv": "features", "rpn_cls": "rpn_conv", "rpn_bbox": "rpn_conv", "head_conv": "features",
-              "seg": "head_conv", "bbox": "head_conv"}
-    current = x
-    for name, _, _, _, geometry, relu in layer_specs(config):
-        source = current if name.startswith("conv") else outputs[inputs[name]]
-        y, cache[name] = conv2d_forward(source, params[f"{name}.weight"], params.get(f"{name}.bias"), geometry)
-        if f"{name}.norm_scale" in params:
-            y, cache[f"{name}.norm"] = group_norm_forward(y, params[f"{name}.norm_scale"],
-                                                          params[f"{name}.norm_shift"], config.norm_groups)
-        if relu:
-            y, cache[f"{name}.relu"] = relu_forward(y)
-        outputs[name] = y
-        if name.startswith("conv"):
-            current = outputs["features"] = y
-    return outputs, cache
+    maps, caches = {"image": x}, {}
+    for layer in wiring(config):
+        source, p = maps[layer.source], _layer_params(params, layer.name)
+        if layer.relu:
+            maps[layer.name], caches[layer.name] = conv_norm_relu_forward(source, p, layer.geometry, config.norm_groups)
+        else:
+            maps[layer.name], caches[layer.name] = conv2d_forward(source, p["weight"], p["bias"], layer.geometry)
+    outputs = {name: y for name, y in maps.items() if name != "image"}
+    outputs["features"] = outputs[_features(config)]
+    return outputs, (caches, outputs)
 
 
 def backward(grads, cache, config):
-    """Gradients of the parameters from the gradients of the four head outputs.
+    """Gradients of the parameters from the gradients of the four head outputs: :func:`wiring` in reverse.
+
+    Each layer passes its output's gradient back to the output it read; where several layers read one (the two
+    heads, the two outputs of each head), their gradients are summed.
 
     Parameters
     ----------
     grads : dict
         ``{"rpn_cls", "rpn_bbox", "seg", "bbox"}``: the loss's gradient with respect to each output of
         :func:`forward` (a missing one counts as 0).
-    cache : dict
+    cache : tuple
         :func:`forward`'s.
     config : NetworkConfig
 
@@ -226,38 +247,27 @@ def backward(grads, cache, config):
     param_grads : dict of str to ndarray
         One entry per parameter, shaped like it.
     """
-    param_grads = {}
+    caches, outputs = cache
     upstream = {name: g for name, g in grads.items() if g is not None}  # layer name -> d loss / d its output
-    sources = {"rpn_cls": "rpn_conv", "rpn_bbox": "rpn_conv", "seg": "head_conv", "bbox": "head_conv",
-               "rpn_conv": "features", "head_conv": "features"}
-    for name in ("rpn_cls", "rpn_bbox", "seg", "bbox", "rpn_conv", "head_conv"):  # the heads, outputs first
-        g = _through_layer(name, upstream.get(name), cache, param_grads)
-        source = sources[name]
-        upstream[source] = g if source not in upstream else upstream[source] + g
-    g = upstream["features"]
-    for name, *_ in reversed([s for s in layer_specs(config) if s[0].startswith("conv")]):
-        g = _through_layer(name, g, cache, param_grads, grad_x=name != "conv1")  # nothing learns the image
+    param_grads = {}
+    for layer in reversed(wiring(config)):  # every layer after all the layers that read its output
+        grad_y = upstream[layer.name] if layer.name in upstream else np.zeros_like(outputs[layer.name])
+        first = layer.source == "image"  # nothing learns the image
+        if layer.relu:
+            grad_x, layer_grads = conv_norm_relu_backward(grad_y, caches[layer.name], grad_x=not first)
+        else:
+            grad_x, weight, bias = conv2d_backward(grad_y, caches[layer.name], grad_x=not first)
+            layer_grads = {"weight": weight, "bias": bias}
+        param_grads.update({f"{layer.name}.{key}": g for key, g in layer_grads.items()})
+        if not first:  # the gradients of an output's readers, summed in the table's order
+            upstream[layer.source] = grad_x + upstream[layer.source] if layer.source in upstream else grad_x
     return param_grads
 
 
-def _through_layer(name, grad_y, cache, param_grads, grad_x=True):
-    """Back through one convolution (and its ReLU), recording its parameter gradients; returns d input.
-
-    ``grad_y`` None: no gradient reached the layer's output (zeros)."""
-    if grad_y is None:
-        cols, x_shape, weight, geometry = cache[name]
-        n, _, h, w = x_shape
-        k = weight.shape[2]
-        grad_y = np.zeros((n, weight.shape[0], geometry.output_size(h, k), geometry.output_size(w, k)), cols.dtype)
-    if f"{name}.relu" in cache:
-        grad_y = relu_backward(grad_y, cache[f"{name}.relu"])
-    if f"{name}.norm" in cache:
-        grad_y, param_grads[f"{name}.norm_scale"], param_grads[f"{name}.norm_shift"] = group_norm_backward(
-            grad_y, cache[f"{name}.norm"])
-    grad_input, param_grads[f"{name}.weight"], grad_bias = conv2d_backward(grad_y, cache[name], grad_x=grad_x)
-    if f"{name}.norm" not in cache:
-        param_grads[f"{name}.bias"] = grad_bias
-    return grad_input
+def _layer_params(params, name):
+    """``{"weight": ..., ...}``: the parameters ``"<name>.<key>"`` of one layer, by key."""
+    prefix = f"{name}."
+    return {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
 
 
 class NetworkOutputs(NamedTuple):

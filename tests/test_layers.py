@@ -9,6 +9,8 @@ from fcis_twin.reference.layers import (
     conv2d_backward,
     conv2d_forward,
     conv_geometry,
+    conv_norm_relu_backward,
+    conv_norm_relu_forward,
     group_norm_backward,
     group_norm_forward,
     relu_backward,
@@ -89,6 +91,33 @@ def test_relu_gradient_matches_finite_differences():
     y, positive = relu_forward(x)
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     assert_gradient(lambda v: float(np.sum(upstream * relu_forward(v)[0])), x, relu_backward(upstream, positive))
+
+
+@pytest.mark.parametrize("groups", [0, 2], ids=["bias", "group-norm"])
+def test_conv_norm_relu_is_its_three_layers_and_its_gradients_match(groups):
+    """The pair equals conv, group norm and ReLU called in turn, and its gradients equal central differences."""
+    rng = np.random.default_rng(groups)
+    geometry = conv_geometry(stride=2, padding=1, dilation=1)
+    x = rng.standard_normal((2, 3, 5, 5))
+    params = {"weight": rng.standard_normal((4, 3, 3, 3))}
+    params.update({"norm_scale": rng.standard_normal(4), "norm_shift": rng.standard_normal(4)} if groups
+                  else {"bias": rng.standard_normal(4)})
+    y, cache = conv_norm_relu_forward(x, params, geometry, groups)
+    a, _ = conv2d_forward(x, params["weight"], params.get("bias"), geometry)
+    if groups:
+        a, _ = group_norm_forward(a, params["norm_scale"], params["norm_shift"], groups)
+    np.testing.assert_array_equal(y, relu_forward(a)[0])
+    upstream = rng.standard_normal(y.shape)
+    grad_x, grads = conv_norm_relu_backward(upstream, cache)
+    assert grads.keys() == params.keys()
+
+    def loss(x_, name=None, value=None):
+        return float(np.sum(upstream * conv_norm_relu_forward(x_, {**params, name: value} if name else params,
+                                                              geometry, groups)[0]))
+
+    assert_gradient(loss, x, grad_x)
+    for name, value in params.items():
+        assert_gradient(lambda v, n=name: loss(x, n, v), value, grads[name])
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
