@@ -94,7 +94,7 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, da
     extra = {} if kernels is None else {"kernels": kernels}
     pool = Workers(workers) if workers > 1 else None
     try:
-        params, log = train(scenes, out, network=network, config=config, seed=seed, resume=resume, progress=report,
+        params, log = train(scenes, out, network=network, config=config, seed=seed, resume=resume, on_iteration=report,
                             map_images=map if pool is None else pool.map, **extra)
     finally:
         if pool is not None:

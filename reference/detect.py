@@ -103,6 +103,23 @@ class FCISConfig:
     def num_anchors(self):
         return len(self.anchor_ratios) * len(self.anchor_scales)
 
+    def anchors(self, feature_shape):
+        """``(Hf*Wf*A, 4)`` float32 anchors over a feature map of ``feature_shape``, in ``(y, x, anchor)`` order."""
+        return shift_anchors(anchor_base(self.stride, self.anchor_ratios, self.anchor_scales), feature_shape,
+                             self.stride)
+
+    @property
+    def proposal_settings(self):
+        """The keyword arguments of :func:`~fcis_twin.reference.proposals.propose` (but ``nms_kernel``): the one
+        place the proposal settings are read from, by inference and by the training step alike."""
+        return dict(pre_nms_top_n=self.pre_nms_top_n, post_nms_top_n=self.post_nms_top_n,
+                    nms_threshold=self.rpn_nms_threshold, min_size=self.min_size)
+
+    @property
+    def assembly_geometry(self):
+        """The keyword arguments of :func:`~fcis_twin.reference.assemble.ps_assemble` for this configuration."""
+        return dict(group_size=self.group_size, output_size=self.output_size, spatial_scale=1.0 / self.stride)
+
 
 @dataclass(frozen=True)
 class PassOutput:
@@ -234,24 +251,18 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         raise ValueError(f"bbox_maps must be (1, {8 * k * k}, {feature_shape[0]}, {feature_shape[1]}), "
                          f"got shape {bbox_maps.shape}")
 
-    anchors = shift_anchors(
-        anchor_base(cfg.stride, cfg.anchor_ratios, cfg.anchor_scales), feature_shape, cfg.stride
-    )  # (Hf*Wf*A, 4), (y, x, anchor) order
-    anchors = np.asarray(anchors, like=seg_maps)  # where the network outputs are (a copy to the GPU for CuPy's)
+    anchors = np.asarray(cfg.anchors(feature_shape), like=seg_maps)  # where the outputs are (CuPy: copied there)
     fg_prob, deltas = rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas)
     if fg_prob.shape[0] != anchors.shape[0]:
         raise ValueError(
             f"rpn_prob must be (1, {2 * cfg.num_anchors}, {feature_shape[0]}, {feature_shape[1]}) to match "
             f"seg_maps and config, got shape {np.shape(rpn_prob)}"
         )
-    proposals, proposal_scores = propose(
-        fg_prob, deltas, anchors, image_shape,
-        pre_nms_top_n=cfg.pre_nms_top_n, post_nms_top_n=cfg.post_nms_top_n,
-        nms_threshold=cfg.rpn_nms_threshold, min_size=cfg.min_size, nms_kernel=kernels.nms,
-    )
+    proposals, proposal_scores = propose(fg_prob, deltas, anchors, image_shape, **cfg.proposal_settings,
+                                         nms_kernel=kernels.nms)
 
     first = _assembly_pass(seg_maps, proposals, cfg, kernels)
-    bbox_deltas = _regression(bbox_maps, proposals, cfg, kernels.ps_assemble)
+    bbox_deltas = box_regression(bbox_maps, proposals, cfg, kernels.ps_assemble)
     regressed = clip_boxes(decode_boxes(proposals, bbox_deltas, HEAD_STDS), image_shape)
     second = _assembly_pass(seg_maps, regressed, cfg, kernels)
 
@@ -281,27 +292,33 @@ def _check_sides(outputs, kernels):
                         "to the host (.get()), or call fcis_twin.accelerated.detect.detect with a GPU backend")
 
 
-def _rois(boxes):
-    """(R, 4) boxes -> (R, 5) ROIs of image 0."""
+def image_rois(boxes):
+    """``(R, 4)`` boxes -> the ``(R, 5)`` ROIs of image 0 that assembly takes, beside ``boxes`` (NumPy or CuPy)."""
     return np.concatenate([np.zeros((len(boxes), 1), np.float32, like=boxes), boxes], axis=1)
 
 
+def foreground_box_maps(bbox_maps, group_size):
+    """The ``(1, 4*k*k, Hf, Wf)`` foreground slot (``reg = 1``, channels ``[4 k^2, 8 k^2)``) of the ``(1, 8*k*k,
+    Hf, Wf)`` box maps, contiguous: the only slot that inference reads and training gives a loss and a gradient."""
+    kk = group_size * group_size
+    return np.ascontiguousarray(bbox_maps[:, 4 * kk :], like=bbox_maps)
+
+
 def _assembly_pass(seg_maps, boxes, cfg, kernels):
-    assembled = kernels.ps_assemble(seg_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
-                            spatial_scale=1.0 / cfg.stride)  # (R, 2*C, P, P)
+    assembled = kernels.ps_assemble(seg_maps, image_rois(boxes), **cfg.assembly_geometry)  # (R, 2*C, P, P)
     joint = kernels.joint_forward(assembled)
     return PassOutput(boxes, assembled, joint.mask_prob, joint.cls_score, joint.cls_prob)
 
 
-def _regression(bbox_maps, boxes, cfg, assemble):
-    """Position-sensitive box regression as the official graph computes it: assemble the box maps at P x P with
-    group k (``psroipool_bbox``, ``pooled_size=21``, in ``fcis/symbols/resnet_v1_101_fcis.py``), average the P x P
-    bins (global average pooling), take the foreground slot ``reg = 1``.  ChainerCV's head does the same
-    (``FCISResNet101Head._pool`` in ``chainercv/experimental/links/model/fcis/fcis_resnet101.py``)."""
-    pooled = assemble(bbox_maps, _rois(boxes), group_size=cfg.group_size, output_size=cfg.output_size,
-                         spatial_scale=1.0 / cfg.stride)  # (R, 8, P, P)
-    per_reg = pooled.mean(axis=(2, 3), dtype=np.float32).reshape(len(boxes), 2, 4)  # (R, reg, coord)
-    return per_reg[:, 1]
+def box_regression(bbox_maps, boxes, cfg, assemble):
+    """``(R, 4)`` box deltas of ``boxes``, as the official graph computes them: assemble the box maps at P x P
+    with group k (``psroipool_bbox``, ``pooled_size=21``, in ``fcis/symbols/resnet_v1_101_fcis.py``), average the
+    P x P bins (global average pooling), keep the foreground slot ``reg = 1`` (here assembled alone: the background
+    slot is never read).  ChainerCV's head does the same (``FCISResNet101Head._pool`` in
+    ``chainercv/experimental/links/model/fcis/fcis_resnet101.py``)."""
+    box_bins = assemble(foreground_box_maps(bbox_maps, cfg.group_size), image_rois(boxes),
+                        **cfg.assembly_geometry)  # (R, 4, P, P)
+    return box_bins.mean(axis=(2, 3), dtype=np.float32)  # (R, coord)
 
 
 def _large_enough(boxes, min_size):

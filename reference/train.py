@@ -22,7 +22,7 @@ import numpy as np
 from ._checks import as_int
 from ._files import replace_file
 from .network import DEFAULT_NETWORK, NetworkConfig, init_params, param_shapes
-from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, training_step
+from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, check_inference, training_step
 
 #: What a model file says it is.
 MODEL_FORMAT = "fcis-twin-model"
@@ -167,6 +167,7 @@ class ImageResult(NamedTuple):
     grads: dict
     foreground: int  #: foreground ROIs
     kept: int  #: ROIs OHEM kept
+    kept_foreground: int  #: foreground ROIs OHEM kept
 
 
 @dataclass(frozen=True)
@@ -180,15 +181,19 @@ class ImageGradients:
     network: NetworkConfig
     losses: object
     kernels: object
+    inference: object = None
 
     def __call__(self, job):
         step = training_step(self.params, job.scene, self.network, self.losses,
-                             rng=np.random.default_rng(list(job.rng_key)), kernels=self.kernels)
-        return ImageResult(step.losses, step.grads, int((step.roi_labels > 0).sum()), int(step.kept.sum()))
+                             rng=np.random.default_rng(list(job.rng_key)), kernels=self.kernels,
+                             inference=self.inference)
+        foreground = step.roi_labels > 0
+        return ImageResult(step.losses, step.grads, int(foreground.sum()), int(step.kept.sum()),
+                           int((foreground & step.kept).sum()))
 
 
 def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, losses=DEFAULT_LOSSES, seed=0,
-          kernels=REFERENCE_TRAINING_KERNELS, resume=False, progress=None, map_images=map):
+          kernels=REFERENCE_TRAINING_KERNELS, resume=False, on_iteration=None, map_images=map, inference=None):
     """Train on ``scenes``; write checkpoints, the final model and a JSON log to ``out_dir``.
 
     Parameters
@@ -203,27 +208,33 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
     kernels : TrainingKernels
     resume : bool
         Continue from ``out_dir/checkpoint.npz``, which must be of the same configuration and seed.
-    progress : callable, optional
-        Called after every iteration with ``(iteration, losses)``.
+    on_iteration : callable, optional
+        Called after every iteration with ``(iteration, losses)`` (``fcis train`` draws its progress bar with it).
     map_images : callable
         ``map_images(fn, jobs)``: ``fn`` applied to every :class:`ImageJob` of an iteration, results in order.  The
         built-in ``map`` (one image after the other) or a process pool's ``map``; the weights do not depend on it.
+    inference : FCISConfig, optional
+        The inference settings the step shares (:func:`~fcis_twin.reference.train_step.training_step`), default the
+        network's :func:`~fcis_twin.reference.network.inference_config`: the proposals that reach the head.
 
     Returns
     -------
     params : dict of str to ndarray
     log : list of dict
-        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>, "foreground", "kept"}``, the loss
-        parts averaged over the iteration's images, the last two the numbers of foreground ROIs and of ROIs OHEM
-        kept, summed over them (``seg`` and ``box`` are averaged over the kept ROIs, background ones included, so
-        they grow with the share of foreground).
+        One record per iteration: ``{"iteration", "lr", "seconds", <loss parts>, "foreground", "kept",
+        "kept_foreground"}``, the loss parts averaged over the iteration's images, the last three the numbers of
+        foreground ROIs, of ROIs OHEM kept and of foreground ROIs among them, summed over the images (``seg`` and
+        ``box`` are averaged over the kept ROIs, background ones included, so they grow with the share of
+        foreground; ``value * kept / kept_foreground`` is the loss per kept foreground ROI).
     """
     seed = as_int("seed", seed, low=0)
     batch = as_int("images_per_step", config.images_per_step, low=1)
     if len(scenes) == 0:
         raise ValueError("scenes must hold at least one image")
     checkpoint = os.path.join(out_dir, "checkpoint.npz")
-    record = {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)), "seed": seed}
+    inference = check_inference(network, inference)
+    record = {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)),
+              "proposals": _plain(inference.proposal_settings), "seed": seed}
     if resume:
         params, _, meta, velocity = load_model(checkpoint, network)
         if {k: meta.get(k) for k in record} != record:
@@ -237,16 +248,17 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
         began = time.perf_counter()
         rate = learning_rate(t, config)
         jobs = [ImageJob(scenes[(t * batch + i) % len(scenes)], (seed, 1, t, i)) for i in range(batch)]
-        parts = list(map_images(ImageGradients(params, network, losses, kernels), jobs))
+        parts = list(map_images(ImageGradients(params, network, losses, kernels, inference), jobs))
         step_losses = {name: sum(p.losses[name] for p in parts) / batch for name in parts[0].losses}
         if not all(math.isfinite(v) for v in step_losses.values()):
             raise FloatingPointError(f"iteration {t}: a loss is not finite ({step_losses}); lower the learning rate")
         grads = {name: sum(p.grads[name] for p in parts) / np.float32(batch) for name in params}  # images in order
         sgd_step(params, grads, velocity, rate, config)
         log.append({"iteration": t, "lr": rate, "seconds": time.perf_counter() - began, **step_losses,
-                    "foreground": sum(p.foreground for p in parts), "kept": sum(p.kept for p in parts)})
-        if progress is not None:
-            progress(t, step_losses)
+                    "foreground": sum(p.foreground for p in parts), "kept": sum(p.kept for p in parts),
+                    "kept_foreground": sum(p.kept_foreground for p in parts)})
+        if on_iteration is not None:
+            on_iteration(t, step_losses)
         if (t + 1) % config.checkpoint_every == 0 and t + 1 < config.iterations:
             save_model(checkpoint, params, network, extra={**record, "iteration": t + 1, "log": log},
                        arrays=velocity)

@@ -39,12 +39,13 @@ def test_second_pass_assembles_the_regressed_boxes():
     """The second assembly pass reads the seg maps in the regressed boxes, not in the proposals again; the box maps are
     read in the proposals."""
     calls = []
+    outputs = _outputs(box_deltas=(2.5, 0, 0, 0))
+    box_fg = outputs[3][:, 4:]  # the box maps' foreground slot, which alone is assembled
 
     def recording(maps, rois, **kwargs):
-        calls.append(("seg" if maps.shape[1] == 4 else "bbox", rois[:, 1:].copy()))
+        calls.append(("bbox" if np.array_equal(maps, box_fg) else "seg", rois[:, 1:].copy()))
         return ps_assemble(maps, rois, **kwargs)
 
-    outputs = _outputs(box_deltas=(2.5, 0, 0, 0))
     stages = detect(*outputs, (32, 32), CONFIG, kernels=REFERENCE_KERNELS._replace(ps_assemble=recording))
     np.testing.assert_array_equal(stages.proposals, [[4, 4, 20, 20]])
     # dx = 2.5 * HEAD_STDS 0.2 = 0.5 of the width 16 (0.5 in float32): 8 to the right

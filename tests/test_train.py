@@ -5,14 +5,21 @@ import json
 import numpy as np
 import pytest
 
-from fcis_twin.reference.network import NetworkConfig, init_params
+from fcis_twin.reference.network import NetworkConfig, inference_config, init_params
 from fcis_twin.reference.shapes import make_dataset
 from fcis_twin.reference.train import TrainConfig, learning_rate, load_model, save_model, train
 from fcis_twin.reference.train_step import LossConfig, training_step
 
 SMALL = NetworkConfig(group_size=2, output_size=8, backbone=((8, 1, 1), (12, 2, 1), (16, 2, 1), (16, 1, 2)),
                       rpn_channels=16, head_channels=16, norm_groups=4)
-FAST = LossConfig(post_nms_top_n=32, ohem_rois=32, rpn_batch=64)
+FAST = LossConfig(ohem_rois=32, rpn_batch=64)
+#: The small network's inference settings with 32 proposals: what the tests' training steps share with inference.
+FEW = inference_config(SMALL, post_nms_top_n=32)
+RUN = dict(network=SMALL, losses=FAST, inference=FEW)
+
+
+def _step(params, scene, rng):
+    return training_step(params, scene, SMALL, FAST, rng=rng, inference=FEW)
 
 
 def _scenes(n, seed=0):
@@ -57,11 +64,11 @@ def test_smoke_training_lowers_the_loss(tmp_path):
     sample, falls below 60% of what the initial weights give (about 40% on two sets of seeds)."""
     scenes = _scenes(4)
     cfg = TrainConfig(iterations=80, learning_rate=0.01, warmup_iterations=5, checkpoint_every=1000)
-    trained, log = train(scenes, tmp_path, network=SMALL, config=cfg, losses=FAST, seed=0)
+    trained, log = train(scenes, tmp_path, config=cfg, **RUN, seed=0)
     initial = init_params(SMALL, np.random.default_rng([0, 0]))  # train's own initialisation for seed 0
 
     def mean_loss(params):
-        return np.mean([training_step(params, s, SMALL, FAST, rng=np.random.default_rng(i)).losses["total"]
+        return np.mean([_step(params, s, np.random.default_rng(i)).losses["total"]
                         for i, s in enumerate(scenes)])
 
     assert mean_loss(trained) < 0.6 * mean_loss(initial)
@@ -78,13 +85,13 @@ def test_worker_processes_give_the_weights_of_one_process(tmp_path):
     cfg = TrainConfig(iterations=3, images_per_step=2, warmup_iterations=1, checkpoint_every=1000)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    alone, log = train(scenes, tmp_path / "a", network=SMALL, config=cfg, losses=FAST, seed=2)
+    alone, log = train(scenes, tmp_path / "a", config=cfg, **RUN, seed=2)
     with Workers(2) as workers:
-        shared, _ = train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=2,
+        shared, _ = train(scenes, tmp_path / "b", config=cfg, **RUN, seed=2,
                           map_images=workers.map)
     assert all(np.array_equal(shared[k], alone[k]) for k in alone)
     initial = init_params(SMALL, np.random.default_rng([2, 0]))
-    first = [training_step(initial, scenes[i], SMALL, FAST, rng=np.random.default_rng([2, 1, 0, i])) for i in (0, 1)]
+    first = [_step(initial, scenes[i], np.random.default_rng([2, 1, 0, i])) for i in (0, 1)]
     assert log[0]["total"] == pytest.approx((first[0].losses["total"] + first[1].losses["total"]) / 2, rel=1e-12)
     assert log[0]["kept"] == sum(int(s.kept.sum()) for s in first)
 
@@ -111,7 +118,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     cfg = TrainConfig(iterations=9, warmup_iterations=2, checkpoint_every=3)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-    whole, _ = train(scenes, tmp_path / "a", network=SMALL, config=cfg, losses=FAST, seed=5)
+    whole, _ = train(scenes, tmp_path / "a", config=cfg, **RUN, seed=5)
     calls = []
 
     def stop_after_six(t, _):
@@ -120,13 +127,13 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=5, progress=stop_after_six)
+        train(scenes, tmp_path / "b", config=cfg, **RUN, seed=5, on_iteration=stop_after_six)
     assert load_model(tmp_path / "b" / "checkpoint.npz")[2]["iteration"] == 6
-    resumed, log = train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=5, resume=True)
+    resumed, log = train(scenes, tmp_path / "b", config=cfg, **RUN, seed=5, resume=True)
     assert [r["iteration"] for r in log] == list(range(9))
     assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
     with pytest.raises(ValueError, match="another configuration or seed"):
-        train(scenes, tmp_path / "b", network=SMALL, config=cfg, losses=FAST, seed=6, resume=True)
+        train(scenes, tmp_path / "b", config=cfg, **RUN, seed=6, resume=True)
 
 
 def test_maps_figure_draws_learned_and_oracle_maps_of_one_class():

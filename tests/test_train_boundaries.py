@@ -6,7 +6,7 @@ import pytest
 
 from fcis_twin.reference import train_step as step_module
 from fcis_twin.reference.losses import IGNORE, ohem_keep, smooth_l1, softmax_cross_entropy
-from fcis_twin.reference.network import NetworkConfig
+from fcis_twin.reference.network import NetworkConfig, inference_config
 from fcis_twin.reference.shapes import Scene
 from fcis_twin.reference.targets import AnchorTargets, anchor_targets, proposal_targets
 from fcis_twin.reference.train import TrainConfig, sgd_step
@@ -173,8 +173,8 @@ def test_ohem_ranks_the_weighted_sum_of_the_roi_losses(monkeypatch):
             return (_values, grad) if len(loss) == 5 else (loss, grad)  # the RPN's calls have 84 rows
 
         monkeypatch.setattr(step_module, name, hand)
-    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, post_nms_top_n=3, ohem_rois=2),
-                         rng=np.random.default_rng(0))
+    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=2),
+                         rng=np.random.default_rng(0), inference=inference_config(TINY, post_nms_top_n=3))
     assert len(step.rois) == 5 and (step.roi_labels[3:] > 0).all()
     # weighted:   2.5, 0.1 + 3 = 3.1, 0.2 + 1 = 1.2, 2.0, 0.4 + 1.9 + 0.1 = 2.4 -> keeps 1 and 0
     # unweighted: 2.5, 0.4,           0.3,           2.0, 0.69               -> would keep 0 and 3
@@ -199,8 +199,8 @@ def test_rpn_box_loss_is_divided_by_the_anchor_batch(monkeypatch):
     deltas[1] = [1, 1, 1, 0.9]
     deltas[2] = [5, 5, 5, 5]  # a negative anchor's deltas take no part
     monkeypatch.setattr(step_module, "anchor_targets", lambda *args, **kwargs: AnchorTargets(labels, deltas))
-    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, post_nms_top_n=12, ohem_rois=4),
-                         rng=np.random.default_rng(0))
+    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=4),
+                         rng=np.random.default_rng(0), inference=inference_config(TINY, post_nms_top_n=12))
     # anchor 0: diff (1, 1, 1, 1), each >= 1/9: 1 - 0.5/9 = 17/18, four of them 34/9
     # anchor 1: diff (0, 0, 0, 0.1), 0.1 < 1/9: 0.5 * 9 * 0.01 = 0.045
     assert step.losses["rpn_box"] == pytest.approx((34 / 9 + 0.045) / 16, rel=1e-6)  # 0.23892361

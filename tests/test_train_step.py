@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fcis_twin.reference.assemble import ps_assemble
-from fcis_twin.reference.network import NetworkConfig, init_params, preprocess
+from fcis_twin.reference.network import NetworkConfig, inference_config, init_params, preprocess
 from fcis_twin.reference.nms import nms
 from fcis_twin.reference.proposals import propose
 from fcis_twin.reference.shapes import Scene
@@ -65,8 +65,8 @@ def test_step_gradient_matches_finite_differences(monkeypatch):
     params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape) for k, v in
               init_params(TINY, rng).items()}
     x = preprocess(scene.image).astype(np.float64)
-    losses = LossConfig(rpn_batch=16, post_nms_top_n=6, ohem_rois=4)
-    first = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), x=x)
+    losses, few = LossConfig(rpn_batch=16, ohem_rois=4), inference_config(TINY, post_nms_top_n=6)
+    first = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), x=x, inference=few)
     geometry = dict(group_size=TINY.group_size, output_size=TINY.output_size, spatial_scale=1.0 / TINY.stride)
     rois = np.concatenate([np.zeros((len(first.rois), 1), np.float32), first.rois], axis=1)
     monkeypatch.setattr(step_module, "propose", lambda *args, **kwargs: held["proposals"])
@@ -83,14 +83,14 @@ def test_step_gradient_matches_finite_differences(monkeypatch):
         return kernels[head][1](grad, rois_, input_shape, **kw)
 
     f64 = TrainingKernels(nms, assemble, assemble_backward)
-    step = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), kernels=f64, x=x)
+    step = training_step(params, scene, TINY, losses, rng=np.random.default_rng(0), kernels=f64, x=x, inference=few)
     np.testing.assert_array_equal(step.rois, first.rois)  # the proposals do not depend on the kernels' dtype
     assert 0 < step.kept.sum() <= 4 and (step.roi_labels > 0).any()
     assert all(step.losses[name] > 0 for name in ("rpn_cls", "rpn_box", "cls", "seg", "box"))
 
     def total(name, value):
         return training_step({**params, name: value}, scene, TINY, losses, rng=np.random.default_rng(0),
-                             kernels=f64, x=x).losses["total"]
+                             kernels=f64, x=x, inference=few).losses["total"]
 
     pick = np.random.default_rng(1)
     for name, value in params.items():
@@ -109,10 +109,10 @@ def test_numba_cpu_kernels_give_the_reference_step():
     cfg = NetworkConfig(group_size=2, output_size=6, backbone=((6, 1, 1), (8, 2, 1), (8, 1, 2)), rpn_channels=8,
                         head_channels=8, anchor_scales=(2, 4), norm_groups=2)
     params = init_params(cfg, np.random.default_rng(0))
-    losses = LossConfig(rpn_batch=32, post_nms_top_n=20, ohem_rois=12)
-    reference = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0))
+    losses, few = LossConfig(rpn_batch=32, ohem_rois=12), inference_config(cfg, post_nms_top_n=20)
+    reference = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0), inference=few)
     numba = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0),
-                          kernels=training_kernels("numba-cpu"))
+                          kernels=training_kernels("numba-cpu"), inference=few)
     np.testing.assert_array_equal(numba.rois, reference.rois)
     np.testing.assert_array_equal(numba.kept, reference.kept)
     for name, value in reference.losses.items():
