@@ -2,11 +2,11 @@ r"""Training the small FCIS: SGD with momentum and weight decay, a warm-up sched
 
 A run is deterministic: the weights are initialised from ``seed``; iteration ``t`` trains on images
 ``t * B .. t * B + B - 1`` of the training set (``B = images_per_step``), image ``i`` of them with an anchor sample
-drawn from ``(seed, t, i)``, and their gradients are averaged in that order.  So a run interrupted after a
-checkpoint and resumed ends with the same weights as one that was not, and a run whose images are worked on by
-several processes (:func:`fcis_twin.training.run_training`) ends with the weights of one that worked on them in
-turn.  Model files are ``.npz`` archives holding the weights and a JSON record
-of what they are (:func:`save_model`, :func:`load_model`), written atomically.
+drawn from the generator seeded with ``(seed, 1, t, i)``, and their gradients are averaged in that order.  So a run
+interrupted after a checkpoint and resumed ends with the same weights as one that was not, and a run whose images
+are worked on by several processes (:func:`fcis_twin.training.run_training`) ends with the weights of one that
+worked on them in turn.  Model files are ``.npz`` archives holding the weights and a JSON record of what they are
+(:func:`save_model`, :func:`load_model`), written atomically.
 """
 
 import json
@@ -34,10 +34,11 @@ class TrainConfig:
     """The optimiser and its schedule.
 
     The learning rate rises linearly from ``warmup_factor * learning_rate`` to ``learning_rate`` over the first
-    ``warmup_iterations`` (as the official code's ``WARMUP`` does, there in one step), then is multiplied by 0.1 at
-    each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to weights, not to biases (nor to the
-    normalisations' scales and shifts).  Each iteration averages the gradients of ``images_per_step`` images (the
-    official code trains on one image per GPU and averages over the GPUs).
+    ``warmup_iterations`` (the official warm-up instead holds ``warmup_lr`` for ``warmup_step`` updates, then jumps),
+    then is multiplied by 0.1 at each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to
+    convolution weights, not to biases (nor to the normalisations' scales and shifts).  Each iteration averages the
+    gradients of ``images_per_step`` images (the official code trains on one image per GPU and sums their
+    gradients).  ``docs/training.md`` lists these departures from the official recipe with their reasons.
     """
 
     iterations: int = 4000
