@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .reference.network import DEFAULT_NETWORK
 from .reference.train import DEFAULT_TRAIN, train, with_iterations
+from .reference.train_step import DEFAULT_LOSSES
 from .viz.training import loss_figure
 from .workers import Workers
 
@@ -101,5 +102,6 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, da
             pool.close()
         if bar is not None:
             bar.close()
-    loss_figure(log, LOSS_PARTS).savefig(os.path.join(out, "loss.png"), dpi=110)
+    head_weights = dict(zip(("cls", "seg", "box"), DEFAULT_LOSSES.loss_weights, strict=True))
+    loss_figure(log, LOSS_PARTS, head_weights=head_weights).savefig(os.path.join(out, "loss.png"), dpi=110)
     return params, log

@@ -200,3 +200,27 @@ def test_top_detections_draw_at_most_top_with_captions_inside_the_image():
     assert captions["square 0.50"].get_va() == "bottom"
     with pytest.raises(ValueError, match="top"):
         viz.draw_top_detections(_ax(), IMAGE, det, ["bg"], top=0)
+
+
+def _log(n=60):
+    return [{"iteration": t, "rpn_cls": 0.5, "rpn_box": 0.1, "cls": 0.4, "seg": 2.0 + t / 30, "box": 0.2,
+             "total": 3.0, "kept": 128, "kept_foreground": 16 + t // 3} for t in range(n)]
+
+
+def test_loss_figure_draws_the_head_losses_per_kept_foreground_roi():
+    """With the head's weights, a second panel holds seg and box per kept foreground ROI, unweighted."""
+    log = _log()
+    fig = viz.loss_figure(log, ("rpn_cls", "rpn_box", "cls", "seg", "box"), window=1,
+                          head_weights={"cls": 1.0, "seg": 10.0, "box": 1.0})
+    first, second = fig.axes[:2]
+    assert len(first.lines) == 6 and len(second.lines) == 2
+    seg = second.lines[0].get_ydata()
+    np.testing.assert_allclose(seg, [r["seg"] * 128 / (10.0 * r["kept_foreground"]) for r in log])
+
+
+def test_loss_figure_without_weights_or_counts_has_one_panel():
+    """Without the head's weights, or for a log without kept_foreground, only the logged losses are drawn."""
+    parts = ("rpn_cls", "rpn_box", "cls", "seg", "box")
+    assert len(viz.loss_figure(_log(), parts).axes) == 1
+    old = [{k: v for k, v in r.items() if k != "kept_foreground"} for r in _log()]
+    assert len(viz.loss_figure(old, parts, head_weights={"seg": 10.0, "box": 1.0}).axes) == 1

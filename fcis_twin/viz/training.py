@@ -456,9 +456,13 @@ def draw_top_detections(ax, image, detections, class_names, top=3, title=None):
     return clean_axes(ax)
 
 
-def loss_figure(log, parts, window=50):
+def loss_figure(log, parts, window=50, head_weights=None):
     """A training log's loss parts and their total against the iteration, each a running mean over ``window``
     iterations, on a log scale: the ``loss.png`` of ``fcis train``.
+
+    With ``head_weights`` (and ``"kept"``, ``"kept_foreground"`` in the records), a second panel draws the mask and
+    box losses per kept foreground ROI, without their weights (:func:`per_foreground_loss`): as logged they are
+    averaged over all kept ROIs, so they rise with the share of foreground while the loss of each falls.
 
     Parameters
     ----------
@@ -466,6 +470,8 @@ def loss_figure(log, parts, window=50):
         One record per iteration, with ``"iteration"``, each of ``parts`` and ``"total"``.
     parts : sequence of str
     window : int >= 1
+    head_weights : dict of str to float, optional
+        The weights of ``"seg"`` and ``"box"`` in the total.
 
     Returns
     -------
@@ -473,19 +479,30 @@ def loss_figure(log, parts, window=50):
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
-    ax = fig.subplots()
+    def smoothed(values):
+        w = max(1, min(window, len(values)))
+        return t[w - 1 :], np.convolve(values, np.ones(w) / w, mode="valid")
+
+    per_foreground = head_weights is not None and bool(log) and "kept_foreground" in log[0]
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2 if per_foreground else 1, squeeze=False)[0]
     t = np.array([r["iteration"] for r in log])
     for name in (*parts, "total"):
-        values = np.array([r[name] for r in log])
-        w = max(1, min(window, len(values)))
-        smooth = np.convolve(values, np.ones(w) / w, mode="valid")
-        ax.plot(t[w - 1 :], smooth, label=name, linewidth=2.2 if name == "total" else 1.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(f"loss (running mean of {window})")
-    ax.legend(ncols=3)
-    ax.grid(alpha=0.3)
+        axes[0].plot(*smoothed(np.array([r[name] for r in log])), label=name,
+                     linewidth=2.2 if name == "total" else 1.2)
+    axes[0].set_yscale("log")
+    axes[0].set_title("as logged (seg and box averaged over all kept ROIs)", fontsize=10)
+    if per_foreground:
+        for name in ("seg", "box"):
+            values = np.nan_to_num(per_foreground_loss(log, name, head_weights[name]), nan=0.0)
+            axes[1].plot(*smoothed(values), label=f"{name} per kept foreground ROI")
+        axes[1].set_title("mask and box losses per kept foreground ROI, unweighted", fontsize=10)
+        axes[1].set_ylim(bottom=0)
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"loss (running mean of {window})")
+        ax.legend(ncols=2 if ax is axes[0] else 1, fontsize=9)
+        ax.grid(alpha=0.3)
     return fig
 
 
