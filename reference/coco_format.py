@@ -313,7 +313,7 @@ def rle_counts(seg, h, w, where):
     if isinstance(counts, bytes):
         counts = counts.decode("latin-1")  # any byte outside '0'..'o' is refused below
     if isinstance(counts, str):
-        runs = _rle_string_counts(counts, where)
+        runs = rle_string_counts(counts, where)
     else:
         if not all(is_int(c) and c >= 0 for c in counts):
             raise ValueError(f"{where}: uncompressed RLE counts must be non-negative integers")
@@ -336,7 +336,7 @@ def _check_rle_form(seg, h, w, where):
         raise ValueError(f"{where}: RLE counts must be a str (compressed) or a list (uncompressed)")
 
 
-def _rle_string_counts(text, where):
+def rle_string_counts(text, where):
     """Run lengths of pycocotools' compressed RLE string, decoded as its ``rleFrString`` does, checked.
 
     Each run is a little-endian number in 5-bit groups, one character ``chr(48 + group)`` per group, bit 0x20 of

@@ -150,14 +150,14 @@ def make_scene(seed, *, image_shape=(240, 320), min_objects=1, max_objects=6, si
         image_shape, min_objects, max_objects, size_range, min_visible_area)
 
     background = _background(rng, h, w)  # (H, W, 3) float32
-    objects = _draw_objects(rng, h, w, min_objects, max_objects, size_lo, size_hi)
+    objects = draw_objects(rng, h, w, min_objects, max_objects, size_lo, size_hi)
     candidates = rng.integers(0, 256, size=(len(objects), COLOUR_CANDIDATES, 3)).astype(np.float64)
 
     image = background.copy()
     full_masks = np.zeros((len(objects), h, w), bool)
     colours = np.zeros((len(objects), 3))
     for i, obj in enumerate(objects):
-        full_masks[i] = _rasterise(obj, h, w)
+        full_masks[i] = rasterise(obj, h, w)
         refs = [background[full_masks[i]].mean(axis=0) if full_masks[i].any() else background.mean(axis=(0, 1))]
         refs += [colours[j] for j in range(i) if _may_touch(objects[i], objects[j])]
         dist = np.linalg.norm(candidates[i][:, None, :] - np.array(refs)[None, :, :], axis=2)  # (cand, refs)
@@ -306,7 +306,7 @@ def _lerp_index(t, g):
     return i0, t * (g - 1) - i0
 
 
-def _draw_objects(rng, h, w, min_objects, max_objects, size_lo, size_hi):
+def draw_objects(rng, h, w, min_objects, max_objects, size_lo, size_hi):
     """The geometry of every object, drawn before any is painted: a list of dicts."""
     n = int(rng.integers(min_objects, max_objects + 1))
     labels = rng.integers(1, len(CLASS_NAMES), size=n)
@@ -323,7 +323,7 @@ def _may_touch(a, b, margin=2.0):
     return math.hypot(a["cx"] - b["cx"], a["cy"] - b["cy"]) < (a["size"] + b["size"]) / 2 + margin
 
 
-def _rasterise(obj, h, w):
+def rasterise(obj, h, w):
     """(H, W) bool: pixels whose centre lies strictly inside the object."""
     r = obj["size"] / 2
     x0, x1 = max(int(math.floor(obj["cx"] - r)), 0), min(int(math.ceil(obj["cx"] + r)) + 1, w)

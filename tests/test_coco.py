@@ -27,8 +27,8 @@ from fcis_twin.reference.coco_format import (
     MAX_IMAGE_PIXELS,
     POLYGON_LIMIT,
     RLE_MAX_GROUPS,
-    _rle_string_counts,
     rle_counts,
+    rle_string_counts,
 )
 from fcis_twin.reference.shapes import CLASS_NAMES, MAX_DATASET_IMAGES, Scene, make_dataset
 
@@ -147,7 +147,7 @@ def test_write_hand_worked_rle(tmp_path):
     ann = json.loads(path.read_text())["annotations"][0]
     assert ann["segmentation"] == dict(size=[3, 4], counts="2313")
     assert ann["area"] == 9 and ann["bbox"] == [0, 0, 4, 3] and ann["category_id"] == 2
-    assert run_lengths(mask[0]) == [2, 3, 1, 6] and _rle_string_counts("2313", "x") == [2, 3, 1, 6]
+    assert run_lengths(mask[0]) == [2, 3, 1, 6] and rle_string_counts("2313", "x") == [2, 3, 1, 6]
     record = load_coco(path, tmp_path / IMAGE_FOLDER)[0]
     assert record.file_name == "img_1.png"
     np.testing.assert_array_equal(record.masks, mask)
@@ -180,7 +180,7 @@ def test_uncompressed_and_compressed_rle_agree(mask):
     """A mask given as uncompressed RLE (encoded by hand) and as pycocotools' compressed RLE decodes to itself."""
     h, w = mask.shape
     compressed = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))["counts"].decode()
-    assert _rle_string_counts(compressed, "x") == run_lengths(mask)
+    assert rle_string_counts(compressed, "x") == run_lengths(mask)
     anns = [dict(id=1, image_id=7, category_id=1, segmentation=dict(size=[h, w], counts=run_lengths(mask))),
             dict(id=2, image_id=7, category_id=1, segmentation=dict(size=[h, w], counts=compressed))]
     with tempfile.TemporaryDirectory() as folder:
@@ -575,7 +575,7 @@ def test_rle_number_of_too_many_characters(tmp_path):
     coco_set = load_dict(tmp_path, tiny_set([_ann(segmentation=dict(size=[3, 4], counts=counts))]))
     with pytest.raises(ValueError, match="annotation id 1: compressed RLE counts hold a number longer than 12"):
         coco_set[0]
-    assert _rle_string_counts("P" * 11 + "<", "x") == [12 << 55]  # 12 groups: still read
+    assert rle_string_counts("P" * 11 + "<", "x") == [12 << 55]  # 12 groups: still read
 
 
 def test_rle_size_must_be_ints(tmp_path):

@@ -12,10 +12,10 @@ from fcis_twin.reference.shapes import (
     DATASET_MIN_SIZE,
     Scene,
     SceneSet,
-    _draw_objects,
-    _rasterise,
+    draw_objects,
     make_dataset,
     make_scene,
+    rasterise,
     tight_boxes,
 )
 
@@ -112,7 +112,7 @@ def test_hidden_pixels_show_another_colour(seed):
 def test_object_count_before_dropping(seed, a, b):
     """The number of objects drawn, before dropping, is in [min_objects, max_objects]."""
     lo, hi = min(a, b), max(a, b)
-    objects = _draw_objects(np.random.default_rng(seed), 48, 64, lo, hi, 10.0, 40.0)
+    objects = draw_objects(np.random.default_rng(seed), 48, 64, lo, hi, 10.0, 40.0)
     assert lo <= len(objects) <= hi
 
 
@@ -195,7 +195,7 @@ def test_empty_scene():
 def test_small_circle_pixel_centres():
     """A circle of diameter 4 centred on a pixel corner covers the 4 x 4 block minus its corners."""
     # centres at offsets +-0.5, +-1.5; radius^2 = 4: corners 1.5^2 + 1.5^2 = 4.5 > 4 out, 1.5^2 + 0.5^2 = 2.5 in
-    m = _rasterise(dict(label=1, size=4.0, cx=2.0, cy=2.0, angle=0.0), 5, 5)
+    m = rasterise(dict(label=1, size=4.0, cx=2.0, cy=2.0, angle=0.0), 5, 5)
     expected = np.zeros((5, 5), bool)
     expected[:4, :4] = True
     expected[[0, 0, 3, 3], [0, 3, 0, 3]] = False
@@ -207,7 +207,7 @@ def test_pixel_centres_on_the_circle_are_outside():
     # centre (5.5, 5.5) is a pixel centre, so pixel centres sit at integer offsets (dx, dy) and r^2 = 25 is exact.
     # Lattice points with dx^2 + dy^2 <= 25: 11 + 2*9 + 2*9 + 2*9 + 2*7 + 2*1 = 81 (dx = 0, +-1, ..., +-5); 12 of
     # them lie on the circle, (+-5, 0), (0, +-5), (+-3, +-4), (+-4, +-3), leaving 69 strictly inside.
-    m = _rasterise(dict(label=1, size=10.0, cx=5.5, cy=5.5, angle=0.0), 11, 11)
+    m = rasterise(dict(label=1, size=10.0, cx=5.5, cy=5.5, angle=0.0), 11, 11)
     assert m.sum() == 69
     assert not m[5, 10] and not m[0, 5] and not m[9, 8] and not m[8, 9]  # offsets (5, 0), (0, -5), (3, 4), (4, 3)
     assert m[5, 9] and m[5, 1] and m[8, 8] and m[9, 7]  # (4, 0), (-4, 0), (3, 3), (2, 4): 16, 16, 18, 20 < 25
@@ -216,7 +216,7 @@ def test_pixel_centres_on_the_circle_are_outside():
 def test_axis_aligned_square():
     """A square with diagonal 4*sqrt(2) and angle 0 is exactly the 4 x 4 block of pixels around its centre."""
     # side = diagonal / sqrt(2) = 4, so |offset| < 2 holds for the centres +-0.5, +-1.5 only
-    m = _rasterise(dict(label=2, size=4 * math.sqrt(2), cx=3.0, cy=2.0, angle=0.0), 5, 6)
+    m = rasterise(dict(label=2, size=4 * math.sqrt(2), cx=3.0, cy=2.0, angle=0.0), 5, 6)
     expected = np.zeros((5, 6), bool)
     expected[0:4, 1:5] = True
     np.testing.assert_array_equal(m, expected)
@@ -233,7 +233,7 @@ def test_axis_aligned_square():
 )
 def test_shape_areas_match_geometry(label, area):
     """Rasterised areas of size-100 shapes, at an arbitrary angle, are within 2% of the analytic areas."""
-    m = _rasterise(dict(label=label, size=100.0, cx=60.3, cy=59.7, angle=0.7), 120, 120)
+    m = rasterise(dict(label=label, size=100.0, cx=60.3, cy=59.7, angle=0.7), 120, 120)
     assert abs(m.sum() - area) <= 0.02 * area
 
 
