@@ -122,3 +122,16 @@ def test_numba_cpu_kernels_give_the_reference_step():
     for name, g in reference.grads.items():
         scale = np.abs(g).max() + 1e-12
         np.testing.assert_allclose(numba.grads[name], g, rtol=0, atol=1e-5 * scale, err_msg=name)
+
+
+def test_the_step_refuses_an_inference_config_of_another_network():
+    """inference= must be an FCISConfig with the network's stride, k, P and anchors."""
+    params = init_params(TINY, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="inference must have the network's group_size"):
+        training_step(params, _scene(), TINY, rng=np.random.default_rng(0),
+                      inference=inference_config(TINY, group_size=TINY.group_size + 1))
+    with pytest.raises(ValueError, match="anchor_scales"):
+        training_step(params, _scene(), TINY, rng=np.random.default_rng(0),
+                      inference=inference_config(TINY, anchor_scales=(3, 5)))
+    with pytest.raises(TypeError, match="inference must be an FCISConfig"):
+        training_step(params, _scene(), TINY, rng=np.random.default_rng(0), inference={"post_nms_top_n": 6})
