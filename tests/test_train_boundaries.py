@@ -6,27 +6,15 @@ import pytest
 
 from fcis_twin.reference import train_step as step_module
 from fcis_twin.reference.losses import IGNORE, ohem_keep, smooth_l1, softmax_cross_entropy
-from fcis_twin.reference.network import NetworkConfig, inference_config
-from fcis_twin.reference.shapes import Scene
+from fcis_twin.reference.network import inference_config
 from fcis_twin.reference.targets import AnchorTargets, anchor_targets, proposal_targets
 from fcis_twin.reference.train import TrainConfig, sgd_step
 from fcis_twin.reference.train_step import LossConfig, training_step
 
-# A 12 x 14 image, stride 2, 2 anchors per cell (tests/test_train_step.py's network): 6 x 7 x 2 = 84 anchors
-TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1, 1), (6, 2, 1), (6, 1, 2)),
-                     rpn_channels=4, head_channels=6, anchor_scales=(2, 4), anchor_ratios=(1.0,), norm_groups=2)
+from .test_train_step import TINY, two_object_scene
 
-
-def _scene():
-    """A 12 x 14 image with a square (class 1) and a bar (class 2)."""
-    masks = np.zeros((2, 12, 14), bool)
-    masks[0, 1:6, 2:7] = True
-    masks[1, 6:11, 5:13] = True
-    image = np.zeros((12, 14, 3), np.uint8)
-    image[masks[0]] = (200, 40, 40)
-    image[masks[1]] = (40, 40, 200)
-    return Scene(image, masks, masks, np.array([1, 2]), np.array([[2, 1, 7, 6], [5, 6, 13, 11]], np.float32))
-
+# TINY: a 12 x 14 image, stride 2, 2 anchors per cell: 6 x 7 x 2 = 84 anchors; two_object_scene: a square (class 1)
+# and a bar (class 2) on it
 
 # --- anchor and proposal targets --------------------------------------------------------------------------------
 
@@ -173,7 +161,7 @@ def test_ohem_ranks_the_weighted_sum_of_the_roi_losses(monkeypatch):
             return (_values, grad) if len(loss) == 5 else (loss, grad)  # the RPN's calls have 84 rows
 
         monkeypatch.setattr(step_module, name, hand)
-    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=2),
+    step = training_step({}, two_object_scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=2),
                          rng=np.random.default_rng(0), inference=inference_config(TINY, post_nms_top_n=3))
     assert len(step.rois) == 5 and (step.roi_labels[3:] > 0).all()
     # weighted:   2.5, 0.1 + 3 = 3.1, 0.2 + 1 = 1.2, 2.0, 0.4 + 1.9 + 0.1 = 2.4 -> keeps 1 and 0
@@ -199,7 +187,7 @@ def test_rpn_box_loss_is_divided_by_the_anchor_batch(monkeypatch):
     deltas[1] = [1, 1, 1, 0.9]
     deltas[2] = [5, 5, 5, 5]  # a negative anchor's deltas take no part
     monkeypatch.setattr(step_module, "anchor_targets", lambda *args, **kwargs: AnchorTargets(labels, deltas))
-    step = training_step({}, _scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=4),
+    step = training_step({}, two_object_scene(), TINY, LossConfig(rpn_batch=16, ohem_rois=4),
                          rng=np.random.default_rng(0), inference=inference_config(TINY, post_nms_top_n=12))
     # anchor 0: diff (1, 1, 1, 1), each >= 1/9: 1 - 0.5/9 = 17/18, four of them 34/9
     # anchor 1: diff (0, 0, 0, 0.1), 0.1 < 1/9: 0.5 * 9 * 0.01 = 0.045

@@ -15,7 +15,7 @@ TINY = NetworkConfig(num_classes=3, group_size=2, output_size=4, backbone=((4, 1
                      rpn_channels=4, head_channels=6, anchor_scales=(2, 4), anchor_ratios=(1.0,), norm_groups=2)
 
 
-def _scene():
+def two_object_scene():
     """A 12 x 14 image with a square (class 1) and a bar (class 2)."""
     masks = np.zeros((2, 12, 14), bool)
     masks[0, 1:6, 2:7] = True
@@ -60,7 +60,7 @@ def test_step_gradient_matches_finite_differences(monkeypatch):
         return held["proposals"]
 
     monkeypatch.setattr(step_module, "propose", recording)
-    scene = _scene()
+    scene = two_object_scene()
     rng = np.random.default_rng(3)
     params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape) for k, v in
               init_params(TINY, rng).items()}
@@ -110,8 +110,8 @@ def test_numba_cpu_kernels_give_the_reference_step():
                         head_channels=8, anchor_scales=(2, 4), norm_groups=2)
     params = init_params(cfg, np.random.default_rng(0))
     losses, few = LossConfig(rpn_batch=32, ohem_rois=12), inference_config(cfg, post_nms_top_n=20)
-    reference = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0), inference=few)
-    numba = training_step(params, _scene(), cfg, losses, rng=np.random.default_rng(0),
+    reference = training_step(params, two_object_scene(), cfg, losses, rng=np.random.default_rng(0), inference=few)
+    numba = training_step(params, two_object_scene(), cfg, losses, rng=np.random.default_rng(0),
                           kernels=training_kernels("numba-cpu"), inference=few)
     np.testing.assert_array_equal(numba.rois, reference.rois)
     np.testing.assert_array_equal(numba.kept, reference.kept)
@@ -128,10 +128,10 @@ def test_the_step_refuses_an_inference_config_of_another_network():
     """inference= must be an FCISConfig with the network's stride, k, P and anchors."""
     params = init_params(TINY, np.random.default_rng(0))
     with pytest.raises(ValueError, match="inference must have the network's group_size"):
-        training_step(params, _scene(), TINY, rng=np.random.default_rng(0),
+        training_step(params, two_object_scene(), TINY, rng=np.random.default_rng(0),
                       inference=inference_config(TINY, group_size=TINY.group_size + 1))
     with pytest.raises(ValueError, match="anchor_scales"):
-        training_step(params, _scene(), TINY, rng=np.random.default_rng(0),
+        training_step(params, two_object_scene(), TINY, rng=np.random.default_rng(0),
                       inference=inference_config(TINY, anchor_scales=(3, 5)))
     with pytest.raises(TypeError, match="inference must be an FCISConfig"):
-        training_step(params, _scene(), TINY, rng=np.random.default_rng(0), inference={"post_nms_top_n": 6})
+        training_step(params, two_object_scene(), TINY, rng=np.random.default_rng(0), inference={"post_nms_top_n": 6})
