@@ -25,18 +25,16 @@ from ._backend import is_cupy, resolve_backend
 
 
 def kernels(backend=None):
-    """The :class:`~fcis_twin.reference.detect.Kernels` of ``backend`` (None: the fastest available).
-
-    Its assembly keeps Numba-CPU's channels-last copy of the last score maps it assembled, for the next pass on
-    the same maps (:func:`fcis_twin.accelerated.assemble.reusing_layouts`); :func:`detect` makes a new record
-    for each call.
+    """The :class:`~fcis_twin.reference.detect.Kernels` of ``backend`` (None: the fastest available), to pass to
+    :func:`fcis_twin.reference.detect.detect` for as many images as the caller likes: each function keeps nothing
+    between calls, so a caller may refill its buffers in place between images.
 
     Raises
     ------
     ValueError
         An unknown or unavailable backend.
     """
-    from .assemble import reusing_layouts
+    from .assemble import ps_assemble
     from .joint import joint_forward
     from .nms import nms
     from .voting import mask_voting
@@ -44,10 +42,20 @@ def kernels(backend=None):
     backend = resolve_backend(backend)
     return Kernels(
         nms=functools.partial(nms, backend=backend),
-        ps_assemble=reusing_layouts(backend),  # both passes read one channels-last copy of the maps
+        ps_assemble=functools.partial(ps_assemble, backend=backend),
         joint_forward=functools.partial(joint_forward, backend=backend),
         mask_voting=functools.partial(mask_voting, backend=backend),
     )
+
+
+def _one_image_kernels(backend):
+    """:func:`kernels` for one call of :func:`detect`: its assembly keeps Numba-CPU's channels-last copy of the score
+    maps between the graph's two passes over the same maps (:func:`fcis_twin.accelerated.assemble.reusing_layouts`),
+    and the record is dropped when the call returns, so that no copy outlives the arrays it was made from."""
+    from .assemble import reusing_layouts
+
+    bound = kernels(backend)
+    return bound._replace(ps_assemble=reusing_layouts(bound.nms.keywords["backend"]))
 
 
 def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG, *, backend=None):
@@ -88,5 +96,5 @@ def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAUL
         import cupy
 
         outputs = tuple(cupy.asarray(a) for a in outputs)
-    return reference_detect(*outputs, image_shape, config, kernels=kernels(backend))
+    return reference_detect(*outputs, image_shape, config, kernels=_one_image_kernels(backend))
 

@@ -117,3 +117,17 @@ def test_accelerated_detect_runs_the_graph_with_that_backend(backend, monkeypatc
     assert all(a is b for a, b in zip(args, (*outputs, (32, 32), CONFIG), strict=True))
     bound = _bound_backends(kwargs["kernels"], monkeypatch)
     assert bound == dict.fromkeys(("nms", "joint_forward", "mask_voting", "ps_assemble"), backend)
+
+
+def test_a_kernels_record_reused_on_buffers_refilled_in_place_assembles_the_new_maps():
+    """kernels(b) keeps nothing between calls: refilling the score-map buffer in place and assembling again gives the
+    new maps' assembly, not a copy kept from the previous image (many ROIs, so numba-cpu takes its channels-last
+    path, whose copy of the maps reusing_layouts would keep)."""
+    bound = accelerated_detect.kernels("numba-cpu")
+    maps = np.random.default_rng(0).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    rois = np.float32([[0, x, y, x + 4, y + 4] for x in range(4) for y in range(4)] * 8)  # 128 ROIs
+    geometry = dict(group_size=1, output_size=4, spatial_scale=1.0)
+    bound.ps_assemble(maps, rois, **geometry)
+    maps[...] = np.random.default_rng(1).standard_normal(maps.shape)  # the next image, in the same buffer
+    np.testing.assert_allclose(bound.ps_assemble(maps, rois, **geometry), ps_assemble(maps, rois, **geometry),
+                               rtol=1e-6, atol=1e-6)
