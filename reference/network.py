@@ -70,13 +70,101 @@ class NetworkConfig:
     input_channels: int = 3
     norm_groups: int = 8
 
+    #: Limits of a configuration, checked on construction (so on every model file's record before its weights are
+    #: read): they bound the network's size and the memory of inference, whose assembled maps hold ``2 C P^2``
+    #: values per ROI (``MAX_ROI_VALUES``; the official COCO network has 71,442, this default 4,410).
+    MAX_CLASSES = 1024
+    MAX_OUTPUT_SIZE = 64
+    MAX_ROI_VALUES = 2**18
+    MAX_LAYERS = 64
+    MAX_WIDTH = 4096
+    MAX_FEATURE_STRIDE = 64
+    MAX_DILATION = 64
+    MAX_ANCHORS = 64
+
     def __post_init__(self):
-        groups = self.norm_groups
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 0:
-            raise ValueError(f"norm_groups must be an int >= 0, got {groups!r}")
-        widths = [layer[0] for layer in self.backbone] + [self.rpn_channels, self.head_channels]
+        """Check every field against its type, its range and the limits above; lists become tuples.
+
+        Raises ``TypeError`` for a value of another type (a float or bool where an int belongs, a stride of 2.7)
+        and ``ValueError`` for one out of range (a stride of 0, an output size that is no multiple of the group
+        size, a network beyond the limits), naming the field.
+        """
+        from .anchors import anchor_base
+
+        def show(value):
+            text = repr(value)
+            return text if len(text) <= 60 else text[:57] + "..."
+
+        def integer(field, value, low, high):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{field} must be an int, got {show(value)}")
+            if not low <= value <= high:
+                raise ValueError(f"{field} must be in [{low}, {high}], got {value}")
+            return int(value)
+
+        def sequence(field, value, length=None):
+            if not isinstance(value, (tuple, list)):
+                raise TypeError(f"{field} must be a tuple or list, got {show(value)}")
+            if not value or (length is not None and len(value) != length):
+                raise ValueError(f"{field} must hold {length or 'at least one'} value(s), got {show(value)}")
+            return value
+
+        def positive(field, value):
+            if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{field} must be a real number, got {show(value)}")
+            try:
+                ok = 0 < float(value) < float("inf")
+            except OverflowError:
+                ok = False
+            if not ok:
+                raise ValueError(f"{field} must be positive and finite, got {show(value)}")
+            return value.item() if isinstance(value, np.generic) else value
+
+        fields = {"num_classes": integer("num_classes", self.num_classes, 2, self.MAX_CLASSES),
+                  "output_size": integer("output_size", self.output_size, 1, self.MAX_OUTPUT_SIZE)}
+        P = fields["output_size"]
+        fields["group_size"] = k = integer("group_size", self.group_size, 1, P)
+        if P % k:
+            raise ValueError(f"output_size ({P}) must be a multiple of group_size ({k})")
+        if 2 * fields["num_classes"] * P * P > self.MAX_ROI_VALUES:
+            raise ValueError(f"num_classes ({fields['num_classes']}) and output_size ({P}) give 2 C P^2 = "
+                             f"{2 * fields['num_classes'] * P * P} assembled values per ROI, more than "
+                             f"{self.MAX_ROI_VALUES} (MAX_ROI_VALUES)")
+        layers = sequence("backbone", self.backbone)
+        if len(layers) > self.MAX_LAYERS:
+            raise ValueError(f"backbone must have at most {self.MAX_LAYERS} layers, got {len(layers)}")
+        backbone = []
+        for i, layer in enumerate(layers):
+            out, step, dilation = sequence(f"backbone[{i}]", layer, 3)
+            backbone.append((integer(f"backbone[{i}] out_channels", out, 1, self.MAX_WIDTH),
+                             integer(f"backbone[{i}] stride", step, 1, self.MAX_FEATURE_STRIDE),
+                             integer(f"backbone[{i}] dilation", dilation, 1, self.MAX_DILATION)))
+        fields["backbone"] = tuple(backbone)
+        stride = int(np.prod([s for _, s, _ in fields["backbone"]]))
+        if stride > self.MAX_FEATURE_STRIDE:
+            raise ValueError(f"backbone's strides multiply to {stride}, more than {self.MAX_FEATURE_STRIDE} "
+                             "(MAX_FEATURE_STRIDE)")
+        for field in ("rpn_channels", "head_channels"):
+            fields[field] = integer(field, getattr(self, field), 1, self.MAX_WIDTH)
+        for field in ("anchor_scales", "anchor_ratios"):
+            values = sequence(field, getattr(self, field))
+            fields[field] = tuple(positive(f"{field}[{i}]", v) for i, v in enumerate(values))
+        if len(fields["anchor_scales"]) * len(fields["anchor_ratios"]) > self.MAX_ANCHORS:
+            raise ValueError(f"anchor_scales and anchor_ratios give more than {self.MAX_ANCHORS} anchors per "
+                             "position (MAX_ANCHORS)")
+        try:
+            anchor_base(stride, fields["anchor_ratios"], fields["anchor_scales"])
+        except ValueError as exc:
+            raise ValueError(f"anchor_scales and anchor_ratios at the feature stride {stride}: {exc}") from None
+        fields["input_channels"] = integer("input_channels", self.input_channels, 1, self.MAX_WIDTH)
+        if fields["input_channels"] != 3:
+            raise ValueError(f"input_channels must be 3 (the network reads RGB images), got {self.input_channels}")
+        fields["norm_groups"] = groups = integer("norm_groups", self.norm_groups, 0, self.MAX_WIDTH)
+        widths = [layer[0] for layer in fields["backbone"]] + [fields["rpn_channels"], fields["head_channels"]]
         if groups and any(w % groups for w in widths):
             raise ValueError(f"norm_groups ({groups}) must divide the width of every normalised layer, got {widths}")
+        for field, value in fields.items():
+            object.__setattr__(self, field, value)
 
     @property
     def stride(self):
@@ -95,11 +183,26 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """The inverse of :meth:`to_dict`."""
-        values = dict(values)
-        values["backbone"] = tuple(tuple(int(x) for x in layer) for layer in values["backbone"])
-        for key in ("anchor_scales", "anchor_ratios"):
-            values[key] = tuple(values[key])
+        """The inverse of :meth:`to_dict`: a dict of exactly the fields, checked as the constructor checks them.
+
+        Raises
+        ------
+        TypeError
+            ``values`` is not a dict, or a field has the wrong type (a float where an int belongs: nothing is
+            rounded).
+        ValueError
+            A field is missing, unknown or out of range.
+        """
+        if not isinstance(values, dict):
+            raise TypeError(f"a network record must be a dict (a JSON object), got {type(values).__name__}")
+        fields = cls.__dataclass_fields__
+        missing = [key for key in fields if key not in values]
+        unknown = [key for key in values if key not in fields]
+        if missing:
+            raise ValueError(f"a network record needs every field of {list(fields)}; it misses {missing}")
+        if unknown:
+            raise ValueError(f"a network record has only the fields {list(fields)}; it has the unknown "
+                             f"{[str(key)[:40] for key in unknown[:3]]}")
         return cls(**values)
 
 

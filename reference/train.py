@@ -6,14 +6,15 @@ drawn from the generator seeded with ``(seed, 1, t, i)``, and their gradients ar
 interrupted after a checkpoint and resumed ends with the same weights as one that was not, and a run whose images
 are worked on by several processes (:func:`fcis_twin.training.run_training`) ends with the weights of one that
 worked on them in turn.  Model files are ``.npz`` archives holding the weights and a JSON record of what they are
-(:func:`save_model`, :func:`load_model`), written atomically.
+(:func:`save_model`, :func:`load_model`, from :mod:`fcis_twin.reference.model_files`), written atomically; a
+checkpoint is one with the optimiser's state and the log so far, checked whole by :func:`load_checkpoint` before a
+resumed run trains.
 """
 
 import json
 import math
 import os
 import time
-import zipfile
 from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
@@ -21,12 +22,20 @@ import numpy as np
 
 from ._checks import as_int
 from ._files import replace_file
-from .network import DEFAULT_NETWORK, NetworkConfig, init_params, param_shapes
+from .model_files import (  # noqa: F401  (MODEL_*, load_model and save_model re-exported here)
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    load_model,
+    read_model_file,
+    save_model,
+)
+from .network import DEFAULT_NETWORK, NetworkConfig, init_params
 from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, check_inference, training_step
 
-#: What a model file says it is.
-MODEL_FORMAT = "fcis-twin-model"
-MODEL_VERSION = 1
+#: The fields of one record of a run's log, in the order :func:`train` writes them (the loss parts are those of
+#: :func:`~fcis_twin.reference.train_step.training_step`).
+LOG_FIELDS = ("iteration", "lr", "seconds", "rpn_cls", "rpn_box", "cls", "seg", "box", "total", "foreground", "kept",
+              "kept_foreground")
 
 
 @dataclass(frozen=True)
@@ -79,76 +88,92 @@ def sgd_step(params, grads, velocity, rate, config):
         value -= np.float32(rate) * velocity[name]
 
 
-# --- model files ----------------------------------------------------------------------------------------------
+# --- checkpoints -----------------------------------------------------------------------------------------------
 
 
-def save_model(path, params, network, *, extra=None, arrays=None):
-    """Write ``params`` and what they are to ``path`` (an ``.npz``), atomically.
+def run_record(config, losses, inference, seed):
+    """What a run writes into its checkpoints and model, and what a resumed run must find in its checkpoint: the
+    training, loss and proposal settings and the seed, as JSON values."""
+    return {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)),
+            "proposals": _plain(inference.proposal_settings), "seed": seed}
+
+
+def load_checkpoint(path, network, config, record, *, name="checkpoint"):
+    """Read a checkpoint of :func:`train` and check all of it before a resumed run trains from it.
 
     Parameters
     ----------
     path : str or path
-    params : dict of str to ndarray
     network : NetworkConfig
-    extra : dict, optional
-        More JSON-able facts for the record (training configuration, iteration, losses).
-    arrays : dict of str to ndarray, optional
-        More arrays (a checkpoint's momentum), stored under ``"state/<name>"``.
-    """
-    meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "network": network.to_dict(), **(extra or {})}
-    contents = {f"params/{k}": v for k, v in params.items()}
-    contents.update({f"state/{k}": v for k, v in (arrays or {}).items()})
-    contents["meta"] = np.array(json.dumps(meta))
-    with replace_file("path", path) as temp, open(temp, "wb") as f:
-        np.savez(f, **contents)
-
-
-def load_model(path, network=None):
-    """Read a model file written by :func:`save_model`.
-
-    Parameters
-    ----------
-    path : str or path
-    network : NetworkConfig, optional
-        The configuration the caller expects; a file of another one is refused.
+        The run's network; a checkpoint of another one is refused.
+    config : TrainConfig
+        The run's schedule.
+    record : dict
+        The run's :func:`run_record`; the checkpoint's must be the same.
+    name : str
+        What to call ``path`` in messages.
 
     Returns
     -------
-    params : dict of str to float32 ndarray
-    network : NetworkConfig
-    meta : dict
-        The file's JSON record.
-    state : dict of str to ndarray
-        The extra arrays (empty for a plain model file).
+    params, velocity : dict of str to float32 ndarray
+        The weights and the optimiser's state: one entry of each per parameter.
+    iteration : int
+        The iterations done, in ``[0, config.iterations]``.
+    log : list of dict
+        Their log, ``iteration`` records of :data:`LOG_FIELDS`.
 
     Raises
     ------
     ValueError
-        The file is missing, is not a model file (truncated, damaged, another format), or holds another
-        configuration than ``network``, or its weights do not fit its own configuration.
+        Naming ``name`` and the path: what :func:`~fcis_twin.reference.model_files.read_model_file` refuses; a
+        checkpoint of another configuration or seed; an ``iteration`` that is no int in ``[0, config.iterations]``;
+        a ``log`` that is not a list of that many records, each with the fields of :data:`LOG_FIELDS`, its own
+        iteration, finite numbers and counts >= 0; a parameter without its optimiser state, or with a state of
+        another dtype than its own.
     """
-    text = os.fsdecode(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"weights file {text!r} does not exist")
-    try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
-            contents = {name: archive[name] for name in archive.files}
-        meta = json.loads(str(contents.pop("meta")))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"weights file {text!r} is not a readable model file (truncated or damaged?): {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"weights file {text!r} is not an FCIS model file of this project")
-    stored = NetworkConfig.from_dict(meta["network"])
-    if network is not None and stored != network:
-        raise ValueError(f"weights file {text!r} holds another network configuration: {stored} (expected {network})")
-    params = {k.split("/", 1)[1]: v for k, v in contents.items() if k.startswith("params/")}
-    expected = param_shapes(stored)
-    wrong = [k for k in expected if k not in params or params[k].shape != expected[k]]
-    if wrong or params.keys() != expected.keys():
-        raise ValueError(f"weights file {text!r} does not fit its configuration (parameters {wrong[:3]} missing or "
-                         f"of another shape)")
-    state = {k.split("/", 1)[1]: v for k, v in contents.items() if k.startswith("state/")}
-    return {k: v.astype(np.float32) for k, v in params.items()}, stored, meta, state
+    model = read_model_file(path, network, name=name)
+    where, meta = f"{name} {os.fsdecode(path)!r}", model.meta
+    if {k: meta.get(k) for k in record} != record:
+        raise ValueError(f"{where} was written by a run of another configuration or seed")
+    iteration = meta.get("iteration")
+    if type(iteration) is not int or not 0 <= iteration <= config.iterations:
+        raise ValueError(f"{where} is not a checkpoint of this run: its iteration must be an int in "
+                         f"[0, {config.iterations}], got {str(iteration)[:40]}")
+    log = meta.get("log")
+    if not isinstance(log, list) or len(log) != iteration:
+        got = f"a list of {len(log)}" if isinstance(log, list) else type(log).__name__
+        raise ValueError(f"{where} is not a checkpoint of this run: its log must be a list of {iteration} records "
+                         f"(one per iteration done), got {got}")
+    for t, entry in enumerate(log):
+        _check_log_record(entry, t, where)
+    missing = [k for k in model.params if k not in model.state]
+    if missing:
+        raise ValueError(f"{where} is not a checkpoint: it holds no optimiser state of parameters {missing[:3]} "
+                         "(a model file is no checkpoint)")
+    other = [k for k in model.params if model.dtypes[f"state/{k}"] != model.dtypes[f"params/{k}"]]
+    if other:
+        k = other[0]
+        raise ValueError(f"{where} is not a checkpoint of this run: the optimiser state of {k!r} is stored as "
+                         f"{model.dtypes[f'state/{k}']}, its parameter as {model.dtypes[f'params/{k}']}")
+    return model.params, model.state, iteration, log
+
+
+def _check_log_record(entry, t, where):
+    """A record of a checkpoint's log: the fields :func:`train` writes, its iteration ``t``, finite numbers."""
+    if not isinstance(entry, dict) or set(entry) != set(LOG_FIELDS):
+        fields = sorted(map(str, entry))[:20] if isinstance(entry, dict) else type(entry).__name__
+        raise ValueError(f"{where} is not a checkpoint of this run: log record {t} must have the fields "
+                         f"{list(LOG_FIELDS)}, got {fields}")
+    for field, value in entry.items():
+        counted = field in ("iteration", "foreground", "kept", "kept_foreground")
+        if counted:
+            ok = type(value) is int and value >= 0 and (field != "iteration" or value == t)
+        else:
+            ok = type(value) in (int, float) and math.isfinite(value)
+        if not ok:
+            expected = (f"{t}" if field == "iteration" else "an int >= 0") if counted else "a finite number"
+            raise ValueError(f"{where} is not a checkpoint of this run: log record {t}'s {field!r} must be "
+                             f"{expected}, got {str(value)[:40]}")
 
 
 # --- the loop ---------------------------------------------------------------------------------------------------
@@ -234,13 +259,10 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
         raise ValueError("scenes must hold at least one image")
     checkpoint = os.path.join(out_dir, "checkpoint.npz")
     inference = check_inference(network, inference)
-    record = {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)),
-              "proposals": _plain(inference.proposal_settings), "seed": seed}
-    if resume:
-        params, _, meta, velocity = load_model(checkpoint, network)
-        if {k: meta.get(k) for k in record} != record:
-            raise ValueError(f"{checkpoint!r} was written by a run of another configuration or seed")
-        start, log = int(meta["iteration"]), list(meta["log"])
+    record = run_record(config, losses, inference, seed)
+    if resume:  # every part of the checkpoint checked before the first iteration
+        params, velocity, start, log = load_checkpoint(checkpoint, network, config, record,
+                                                       name="resume checkpoint")
     else:
         params = init_params(network, np.random.default_rng([seed, 0]))
         velocity = {k: np.zeros_like(v) for k, v in params.items()}
