@@ -355,9 +355,41 @@ def _zoom(ax, box, h, w, margin=0.4):
     clean_axes(ax)
 
 
-def evaluate_model(coco_set, params, network, *, limit=None, progress=iter, backend="reference", masks="full"):
+def model_class_names(network):
+    """The class names of a model of ``network``, background first: :data:`CLASS_NAMES` of the synthetic scenes.
+
+    Model files record the number of classes (``network.num_classes``), not their names: every model ``fcis train``
+    writes, the bundled one included, has the scenes' classes (a ``--data`` set is matched to them by name).
+
+    Raises
+    ------
+    ValueError
+        ``network.num_classes`` is not ``len(CLASS_NAMES)``: such a model's names are unknown.
+    """
+    if network.num_classes != len(CLASS_NAMES):
+        raise ValueError(f"the model has {network.num_classes} classes (background included) and its file records "
+                         f"no names; only a model of the synthetic scenes' {len(CLASS_NAMES)} classes {CLASS_NAMES} "
+                         "can be matched to a data set by name: pass class_names")
+    return CLASS_NAMES
+
+
+def evaluate_model(coco_set, params, network, *, limit=None, progress=iter, backend="reference", masks="full",
+                   class_names=None):
     """:func:`evaluate_oracle` of a trained network (``params`` of ``network``) instead of the oracle; the same
-    arguments otherwise, and the same result."""
+    arguments otherwise, and the same result.
+
+    ``class_names`` (background first; default :func:`model_class_names`) are the model's classes.  The set's
+    categories are matched to them by name before any inference (:meth:`CocoSet.relabeled
+    <fcis_twin.reference.coco.CocoSet.relabeled>`): their ids may come in any order, but a set that lacks one of
+    the classes, names another or names one twice is a ValueError naming both lists.  A set in the model's order is
+    evaluated as it is.
+    """
+    if class_names is None:
+        class_names = model_class_names(network)
+    elif isinstance(class_names, str) or len(class_names) != network.num_classes:
+        raise ValueError(f"class_names must be the model's {network.num_classes} class names (background first), got "
+                         f"{class_names!r}")
+    coco_set = coco_set.relabeled(class_names, name="coco_set")
     return _evaluate(coco_set, lambda scene: run_model_pipeline(scene, params, network, backend=backend)[1],
                      limit=limit, progress=progress, masks=masks)
 
@@ -369,7 +401,8 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
     Parameters
     ----------
     coco_set : fcis_twin.reference.coco.CocoSet
-        Loaded with images (``load_coco(..., with_images=True)``).
+        Loaded with images (``load_coco(..., with_images=True)``).  The oracle reads each image's labels from the set,
+        so it takes any categories (``C`` = their number plus background) and needs no matching.
     limit : int, optional
         Only the first ``limit`` images.
     config : FCISConfig

@@ -8,11 +8,13 @@ are our half-open boxes: ``(x1, y1, x2, y2) = (x, y, x + w, y + h)``.
 Labels are contiguous: the categories sorted by COCO id get labels ``1 .. C - 1``, label 0 is background.  The
 synthetic set writes category id = label, so the mapping is the identity there; for COCO's 80 categories (ids 1 to
 90 with gaps) it is not.  ``CocoSet.category_ids[label]`` gives the COCO id and ``CocoSet.category_labels[id]``
-the label.
+the label.  A model has labels of its own: :func:`match_categories` matches a set's categories to them by name,
+and :meth:`CocoSet.relabeled` gives the set those labels.
 """
 
 import json
 import operator
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,6 +268,33 @@ class CocoSet(Sequence):
             parts += [masks, labels, boxes.astype(np.float32)]
         return CocoImage(int(img["id"]), img["file_name"], image, *parts)
 
+    def relabeled(self, class_names, *, name="coco_set"):
+        """The same set with the labels of ``class_names`` (a model's classes), its categories matched by name.
+
+        Parameters
+        ----------
+        class_names : sequence of C str
+            The model's classes, background first.
+        name : str
+            Names the set in error messages (``"--data"`` on the command line).
+
+        Returns
+        -------
+        coco_set : CocoSet
+            ``class_names`` as its ``class_names``; each category keeps its COCO id and gets the label of its name,
+            in ``labels``, ``category_ids`` and ``category_labels``.  A set already in that order is unchanged.
+
+        Raises
+        ------
+        ValueError
+            As :func:`match_categories`: the set's category names are not the model's, each once.
+        """
+        labels = match_categories(name, self.class_names, class_names)
+        ids = np.empty(len(labels) - 1, np.int64)
+        ids[labels[1:] - 1] = self.category_ids[1:]
+        return CocoSet(self.dataset, self._images, self._annotations, ids.tolist(), class_names, self.image_dir,
+                       self.with_images)
+
     def coco(self):
         """The same set as a ``pycocotools.coco.COCO`` object (ground truth for ``COCOeval``), built quietly.
 
@@ -286,7 +315,8 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
         ``"annotations"`` (id, image_id, category_id, segmentation, optional bbox, area and iscrowd).
         Segmentations may be polygons, uncompressed RLE or compressed RLE.
     image_dir : str or path
-        Folder holding every image's ``file_name``; not read when ``with_images`` is False.
+        Folder holding every image's ``file_name`` (which may name a subfolder, never a path outside it); not read
+        when ``with_images`` is False.
     with_images : bool
         Load the images (PNG, JPEG, anything Pillow reads) on access, or leave ``CocoImage.image`` None.
 
@@ -306,11 +336,12 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
     -----
     The structure is checked here (:func:`check_dataset`): keys and types, unique ids and the references
     between them, every integer within int64, every image at most ``MAX_IMAGE_PIXELS`` (2**26) pixels, boxes
-    finite with ``w, h >= 0`` and ``x, y, x + w, y + h`` within float32, areas finite and ``>= 0``, RLE sizes;
-    and the presence of every image file.  The contents of polygons and RLE counts are checked when an image is
-    accessed (:func:`check_segmentation`).  ``iscrowd`` annotations go to the ``crowd_*`` arrays, apart from the
-    instances.  Polygons with fewer than three points enclose nothing and are skipped; a missing ``bbox`` is the
-    tight box of the mask.
+    finite with ``w, h >= 0`` and ``x, y, x + w, y + h`` within float32, areas finite and ``>= 0``, RLE sizes,
+    every ``file_name`` a relative path that stays in ``image_dir`` (no ``..`` part, not absolute:
+    :func:`check_file_name`, with or without images); and the presence of every image file.  The contents of
+    polygons and RLE counts are checked when an image is accessed (:func:`check_segmentation`).  ``iscrowd``
+    annotations go to the ``crowd_*`` arrays, apart from the instances.  Polygons with fewer than three points
+    enclose nothing and are skipped; a missing ``bbox`` is the tight box of the mask.
 
     Examples
     --------
@@ -343,6 +374,62 @@ def load_coco(annotation_json, image_dir, *, with_images=True):
     class_names = ["background", *(by_id[c] for c in records.category_ids)]
     return CocoSet(dataset, records.images, records.per_image, records.category_ids, class_names, image_dir,
                    with_images)
+
+
+def match_categories(name, class_names, expected):
+    """The label a model gives each category of a set: the one of the same name.
+
+    The one place where a set's categories meet a model's classes: evaluating a model on a set
+    (:func:`fcis_twin.demo.evaluate_model`) and training on one (:func:`fcis_twin.training.training_scenes`) both
+    go through it (via :meth:`CocoSet.relabeled`).
+
+    Parameters
+    ----------
+    name : str
+        Names the set in error messages (``"--data"``, ``"coco_set"``).
+    class_names : sequence of str
+        The set's, background first: ``CocoSet.class_names`` (the categories by ascending id).
+    expected : sequence of C str
+        The model's classes, background first (``fcis_twin.reference.shapes.CLASS_NAMES`` for this project's
+        models).
+
+    Returns
+    -------
+    labels : (C,) int64 ndarray
+        ``labels[l]`` is the model's label of the set's label ``l``; ``labels[0] = 0``, background.
+
+    Raises
+    ------
+    ValueError
+        Unless the set names each of the model's classes once, and nothing else (in any order of ids; names
+        compare exactly, case included).  The message gives both lists and what differs: the classes missing from
+        the set, the set's names the model lacks, the names the set repeats.
+
+    Examples
+    --------
+    >>> match_categories("coco_set", ["background", "square", "circle"], ["background", "circle", "square"])
+    array([0, 2, 1])
+    """
+    expected = _class_names(expected)
+    if len(set(expected)) != len(expected):
+        raise ValueError(f"expected must name each class once, got {list(expected)!r}")
+    ours, theirs = list(expected[1:]), list(class_names[1:])
+    if sorted(theirs) != sorted(ours):
+        missing = [n for n in ours if n not in theirs]
+        unknown = [n for n in theirs if n not in ours]
+        repeated = [n for n, count in Counter(theirs).items() if count > 1]
+        differs = "; ".join(f"{what} {_name_list(names)}" for what, names in
+                            (("missing", missing), ("not the model's", unknown), ("named twice", repeated)) if names)
+        raise ValueError(f"{name}: the set's categories must be the model's {len(ours)} classes, each once, matched by "
+                         f"name (in any order of ids): the model's are {_name_list(ours)}, the set's (by ascending id) "
+                         f"are {_name_list(theirs)}; {differs}")
+    return np.array([0, *(ours.index(n) + 1 for n in theirs)], np.int64)
+
+
+def _name_list(names, most=12):
+    """``['a', 'b']``, cut after ``most`` names with a count of the rest."""
+    shown = ", ".join(repr(n) for n in names[:most])
+    return f"[{shown}]" if len(names) <= most else f"[{shown}, ... {len(names) - most} more, {len(names)} in all]"
 
 
 def _decode_segmentation(seg, h, w, where):

@@ -11,8 +11,10 @@ import contextlib
 import io
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PureWindowsPath
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -60,7 +62,8 @@ def check_dataset(name, dataset, *, file_names=True, segmentations=True, boxes=F
     dataset : dict
         ``"images"`` and ``"categories"`` (lists of objects), ``"annotations"`` (optional list of objects).
     file_names : bool
-        Every image needs a str ``file_name``.
+        Every image needs a str ``file_name``, a relative path that stays in the image folder
+        (:func:`check_file_name`).
     segmentations, boxes, areas : bool
         Every annotation needs a ``segmentation``, ``bbox``, ``area``; each is checked wherever present anyway.
 
@@ -72,7 +75,8 @@ def check_dataset(name, dataset, *, file_names=True, segmentations=True, boxes=F
     ------
     ValueError
         Naming the record and what is wrong: a missing key, a value of the wrong type, an integer outside int64,
-        a duplicate id, an annotation of an unknown image or category, an image of fewer than 1 or more than
+        a duplicate id, an image ``file_name`` that leaves the image folder (an absolute path or one with a ``..``
+        part), an annotation of an unknown image or category, an image of fewer than 1 or more than
         ``MAX_IMAGE_PIXELS`` pixels, an ``iscrowd`` other than 0 and 1, a ``bbox`` that is not four finite
         numbers with ``w, h >= 0`` and ``x, y, x + w, y + h`` within float32, an ``area`` that is not a finite
         number ``>= 0``, a segmentation that is not a list of polygons (lists) or an RLE of the image's size
@@ -99,6 +103,8 @@ def check_dataset(name, dataset, *, file_names=True, segmentations=True, boxes=F
         if h * w > MAX_IMAGE_PIXELS:
             raise ValueError(f"images[{i}] (id {img['id']}): height x width = {h} x {w} is more than "
                              f"MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS} pixels")
+        if file_names:
+            check_file_name(f"images[{i}] (id {img['id']})", img["file_name"])
     per_image = [[] for _ in images]
     for ann in annotations:
         where = annotation_name(ann)
@@ -113,6 +119,25 @@ def check_dataset(name, dataset, *, file_names=True, segmentations=True, boxes=F
         _check_annotation(ann, img["height"], img["width"], where)
         per_image[image_index[ann["image_id"]]].append(ann)
     return CocoRecords(images, categories, annotations, per_image, category_ids)
+
+
+def check_file_name(where, file_name):
+    """An image's ``file_name``: a non-empty relative path that stays in the image folder.
+
+    Refused: an absolute path (``/x.png``, ``\\x.png``, a drive such as ``C:x.png``), any ``..`` part (split at
+    ``/`` and at ``\\``: a ``..`` after a link inside the folder could leave it too), a NUL character.  Folders
+    below the image folder (``train/x.png``) are accepted.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` and the name.
+    """
+    parts = re.split(r"[/\\]", file_name)
+    if (not file_name or "\0" in file_name or file_name.startswith(("/", "\\")) or PureWindowsPath(file_name).drive
+            or ".." in parts):
+        raise ValueError(f"{where}: file_name {file_name!r} must stay in the image folder: a relative path without "
+                         "'..' parts")
 
 
 def pycocotools_dataset(images, categories, annotations):
