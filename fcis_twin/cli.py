@@ -21,19 +21,22 @@ Subcommands:
     Run FCIS over a COCO-format set and print COCO mask/box AP and SBD mAP^r: the bundled model's (default), a
     model file's (``--weights``), or the oracle network outputs' (``--oracle``).
 
-``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume] [--data DIR] [--workers N]``
+``fcis train --out DIR [--iterations N] [--seed S] [--backend B] [--resume | --overwrite] [--data DIR] [--workers N]``
     Train the small FCIS in NumPy on synthetic scenes drawn on the fly (or a COCO-format folder); write
-    ``model.npz``, ``log.json``, ``loss.png`` and, along the way, ``checkpoint.npz`` to DIR.  ``--resume``
-    continues from the checkpoint and ends with the weights an uninterrupted run would have.  ``--workers``
-    processes (default: one per image of an iteration, at most one per core) work on each iteration's images side
-    by side; the weights do not depend on how many.
+    ``model.npz``, ``log.json``, ``loss.png`` and, along the way, ``checkpoint.npz`` to DIR.  DIR must be missing
+    or empty (as for ``fcis data make``) unless ``--resume``, which continues from the checkpoint and ends with the
+    weights an uninterrupted run would have, or ``--overwrite``, which replaces what DIR holds; it is checked
+    writable before the first iteration, and a run that fails before writing anything leaves no folder behind.
+    ``--workers`` processes (default: one per image of an iteration, at most one per core; never more than the
+    images of an iteration) work on each iteration's images side by side; the weights do not depend on how many.
 
 ``--backend`` of ``demo``, ``evaluate`` and ``train`` is ``reference`` or a backend of ``fcis_twin.accelerated``
 (default: the fastest available); every backend gives the reference's detections on the oracle outputs, and the
 reference's training steps to float32 rounding.
 
 Bad arguments, unreadable or unwritable paths and bad input files are usage errors (exit code 2, a message and
-no traceback); running out of memory exits with code 1 and a message, an interruption with code 130.
+no traceback); running out of memory, or a training worker that dies, exits with code 1 and a message, an
+interruption with code 130.
 """
 
 import argparse
@@ -95,7 +98,7 @@ def _model(args, *, without_bundled="oracle"):
     if args.oracle or (args.weights is None and without_bundled == "oracle" and not BUNDLED_MODEL.is_file()):
         return None
     path = bundled_model() if args.weights is None else args.weights
-    params, network, _, _ = load_model(path)
+    params, network, _, _ = load_model(path, name="the bundled model" if args.weights is None else "--weights")
     name = "the bundled model" if args.weights is None else f"the model {os.fspath(path)}"
     return params, network, name
 
@@ -105,13 +108,15 @@ def _evaluate(args):
 
     from tqdm import tqdm
 
-    from .demo import evaluate_model, evaluate_oracle
+    from .demo import evaluate_model, evaluate_oracle, model_class_names
     from .reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     model = _model(args, without_bundled="error")
     coco_set = load_coco(os.path.join(args.data, ANNOTATION_FILE), os.path.join(args.data, IMAGE_FOLDER))
+    if model is not None:  # the set's categories against the model's classes, by name, before any inference
+        coco_set = coco_set.relabeled(model_class_names(model[1]), name="--data")
     progress = lambda it: tqdm(it, desc="images", unit="img")  # noqa: E731
     if model is None:
         m = evaluate_oracle(coco_set, limit=args.limit, progress=progress, backend=_backend(args.backend))
@@ -151,7 +156,7 @@ def _train(args):
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     _, log = run_training(args.out, iterations=args.iterations, seed=args.seed, backend=_backend(args.backend),
-                          resume=args.resume, data=args.data, workers=args.workers)
+                          resume=args.resume, overwrite=args.overwrite, data=args.data, workers=args.workers)
     last = log[-1]
     print(f"\n{len(log)} iterations; last total loss {last['total']:.3f}; model written to "
           f"{args.out}/model.npz (log.json, loss.png beside it)")
@@ -202,12 +207,16 @@ def build_parser():
     evaluate.set_defaults(func=_evaluate)
 
     train = sub.add_parser("train", help="train the small FCIS in NumPy")
-    train.add_argument("--out", required=True, help="output folder (created if missing)")
+    train.add_argument("--out", required=True,
+                       help="output folder: missing or empty, unless --resume or --overwrite (created if missing)")
     train.add_argument("--iterations", type=int, help="training iterations, two images each (default 4000)")
     train.add_argument("--seed", type=int, default=0, help="seed of the weights and of the training scenes")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace what --out holds (put back if the run fails before writing a file)")
     train.add_argument("--workers", type=int, help="processes that work on an iteration's images side by side "
-                       "(default: one per image, at most one per CPU core; the weights do not depend on it)")
+                       "(default: one per image, at most one per CPU core; capped at the 2 images of an "
+                       "iteration: more would idle; the weights do not depend on it)")
     train.add_argument("--data", help="a COCO-format folder to train on (default: synthetic scenes drawn on the fly)")
     _add_backend_option(train)
     train.set_defaults(func=_train)
@@ -215,12 +224,16 @@ def build_parser():
 
 
 def main(argv=None):
+    from .workers import WorkerStopped
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:  # bad arguments or an unwritable --out: a message, no traceback
         parser.error(str(exc))
+    except WorkerStopped as exc:  # a training worker killed (out of memory?): a message, no traceback
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
     except MemoryError as exc:  # a request too large for this machine: say so, without a traceback
         detail = f" ({exc})" if str(exc) else ""
         parser.exit(1, f"{parser.prog}: error: not enough memory{detail}; ask for less (fewer or smaller images)\n")

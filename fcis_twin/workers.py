@@ -1,14 +1,20 @@
 """A pool of worker processes, each on one thread, for the images of a training iteration side by side.
 
 :class:`Workers` starts "spawn" processes with the thread limits in their environment (OpenBLAS, OpenMP and Numba
-read them as a process starts), hands each worker one job at a time, and turns a worker that dies into an error,
-where ``multiprocessing.Pool`` would wait for its lost job forever.
+read them as a process starts), hands each worker one job at a time, and turns a worker that dies into a
+:class:`WorkerStopped` error, where ``multiprocessing.Pool`` would wait for its lost job forever.  On an exception
+(Ctrl-C included) the workers are terminated at once; a worker whose parent is gone exits quietly.
 """
 
 import os
+import signal
 
 #: What limits a worker to one thread: OpenBLAS (NumPy's matmul), OpenMP and Numba's parallel loops.
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+class WorkerStopped(RuntimeError):
+    """A worker process stopped while it had a job (killed, out of memory): the job's result is lost."""
 
 
 class Workers:
@@ -18,7 +24,8 @@ class Workers:
     The processes are started with "spawn" (nothing inherited from this process's threads) and with the thread
     limits of ``ONE_THREAD`` in their environment, so that ``n`` of them share ``n`` cores without oversubscribing
     them.  They ignore Ctrl-C: the parent stops them.  A worker that dies (killed, out of memory) is a
-    RuntimeError, never a hang.  Use as a context manager.
+    :class:`WorkerStopped` error, never a hang.  Use as a context manager: leaving it normally stops the idle
+    workers, leaving it on an exception terminates them at once, without waiting for the jobs they are on.
     """
 
     def __init__(self, n):
@@ -50,8 +57,11 @@ class Workers:
         n = len(self._processes)
         for first in range(0, len(jobs), n):  # one job per worker at a time: no pipe fills up both ways
             batch = jobs[first : first + n]
-            for pipe, job in zip(self._pipes[: len(batch)], batch, strict=True):
-                pipe.send((fn, job))
+            for k, job in enumerate(batch):
+                try:
+                    self._pipes[k].send((fn, job))
+                except OSError:  # a dead worker's pipe (BrokenPipeError)
+                    raise self._stopped(k) from None
             for k in range(len(batch)):
                 results.append(self._receive(k))
         return results
@@ -64,43 +74,67 @@ class Workers:
                     raise EOFError
             status, value = pipe.recv()
         except (EOFError, OSError):
-            process.join(timeout=5)
-            raise RuntimeError(f"training worker {k} stopped (exit code {process.exitcode}); was it killed, or out "
-                               f"of memory?") from None
+            raise self._stopped(k) from None
         if status == "error":
             raise value
         return value
 
-    def close(self):
-        """Stop the workers (a second call does nothing)."""
-        for pipe in self._pipes:
+    def _stopped(self, k):
+        """The :class:`WorkerStopped` error of worker ``k``, which has stopped or is stopping."""
+        process = self._processes[k]
+        process.join(timeout=5)
+        code = process.exitcode
+        if code is not None and code < 0:
             try:
-                pipe.send(None)
-            except OSError:  # a dead worker's pipe
-                pass
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exit code {code}"
+        return WorkerStopped(f"training worker {k} stopped ({how}); was it killed, or out of memory?")
+
+    def close(self, *, terminate=False):
+        """Stop the workers (a second call does nothing).
+
+        Parameters
+        ----------
+        terminate : bool
+            Terminate them at once (on an error or an interruption, when they may be in the middle of a job)
+            rather than ask them to finish; each worker that has not stopped 5 s after being asked is terminated.
+        """
+        if not terminate:
+            for pipe in self._pipes:
+                try:
+                    pipe.send(None)
+                except OSError:  # a dead worker's pipe
+                    pass
+            for process in self._processes:
+                process.join(timeout=5)
         for process in self._processes:
-            process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
-                process.join()
+        for process in self._processes:
+            process.join()
+        for pipe in self._pipes:
+            pipe.close()
         self._processes, self._pipes = [], []
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, traceback):
+        self.close(terminate=exc_type is not None)
 
 
 def _serve(pipe):
-    """A worker's loop: ``(fn, job)`` in, ``("ok", fn(job))`` or ``("error", exception)`` out; None stops it."""
-    import signal
+    """A worker's loop: ``(fn, job)`` in, ``("ok", fn(job))`` or ``("error", exception)`` out; None stops it.
 
+    When the parent is gone (its end of the pipe closed), the worker returns quietly: no traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             item = pipe.recv()
-        except EOFError:  # the parent is gone
+        except (EOFError, OSError):  # the parent is gone
             return
         if item is None:
             return
@@ -109,4 +143,7 @@ def _serve(pipe):
             result = ("ok", fn(job))
         except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
             result = ("error", exc)
-        pipe.send(result)
+        try:
+            pipe.send(result)
+        except OSError:  # the parent is gone (BrokenPipeError): nobody to hand the result to
+            return
