@@ -53,13 +53,19 @@ def read_json(name, path):
             data = f.read()
     except OSError as exc:
         raise ValueError(f"{name} {text!r} cannot be read: {exc.strerror or exc}") from None
+    return parse_json(data, f"{name} {text!r}")
+
+
+def parse_json(data, what):
+    """JSON text or bytes, parsed; every way that fails (nesting deeper than Python's recursion limit, bad text or
+    encoding, an integer of too many digits) is a ``ValueError`` whose message begins with ``what``."""
     try:
         return json.loads(data)
     except RecursionError:
-        raise ValueError(f"{name} {text!r} is nested too deeply to read (Python's recursion limit is "
+        raise ValueError(f"{what} is nested too deeply to read (Python's recursion limit is "
                          f"{sys.getrecursionlimit()})") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
-        raise ValueError(f"{name} {text!r} is not valid JSON: {exc}") from None
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _path_text(name, path):

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib import format as npy_format
 
-from ._files import replace_file
+from ._files import parse_json, replace_file
 from .network import NetworkConfig, param_shapes
 
 #: What a model file says it is.
@@ -250,15 +250,12 @@ def _read_record(archive, info, where):
     if data is None:
         raise ValueError(f"{where} is not a model file: its record is longer than {MAX_RECORD_CHARS} characters "
                          "(MAX_RECORD_CHARS)")
+    big = dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
     try:
-        big = dtype.byteorder == ">" or (dtype.byteorder == "=" and sys.byteorder == "big")
         text = data.decode("utf-32-be" if big else "utf-32-le").rstrip("\0")
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError(f"{where} is not a model file: its record is nested too deeply to read (Python's "
-                         f"recursion limit is {sys.getrecursionlimit()})") from None
-    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, an integer of too many digits
-        raise ValueError(f"{where} is not a model file: its record is not valid JSON text: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not a model file: its record is not text: {exc}") from None
+    return parse_json(text, f"{where} is not a model file: its record")
 
 
 def _check_record(meta, where):
