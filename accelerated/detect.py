@@ -54,8 +54,8 @@ def _one_image_kernels(backend):
     and the record is dropped when the call returns, so that no copy outlives the arrays it was made from."""
     from .assemble import reusing_layouts
 
-    bound = kernels(backend)
-    return bound._replace(ps_assemble=reusing_layouts(bound.nms.keywords["backend"]))
+    backend = resolve_backend(backend)
+    return kernels(backend)._replace(ps_assemble=reusing_layouts(backend))
 
 
 def detect(rpn_prob, rpn_deltas, seg_maps, bbox_maps, image_shape, config=DEFAULT_CONFIG, *, backend=None):
