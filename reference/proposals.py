@@ -96,30 +96,41 @@ def rpn_outputs_to_anchor_order(rpn_prob, rpn_deltas):
 
 
 def scores_in_anchor_order(maps):
-    """The RPN's ``(1, 2*A, H, W)`` (background, foreground) maps, as scores or probabilities, per anchor: an
-    ``(H*W*A, 2)`` view, row ``(y * W + x) * A + a`` holding channels ``a`` and ``A + a`` at ``(y, x)``, unchecked.
-    Inference reads probabilities through it, training the scores its loss is taken on."""
+    """The RPN's background and foreground maps, one row per anchor.
+
+    ``maps`` is ``(1, 2*A, H, W)``, scores or probabilities; the result is an ``(H*W*A, 2)`` view, row
+    ``(y * W + x) * A + a`` holding channels ``a`` and ``A + a`` at ``(y, x)``, unchecked.  Inference reads
+    probabilities through it, training the scores its loss is taken on.
+    """
     _, two_a, h, w = maps.shape
     return maps[0].reshape(2, two_a // 2, h, w).transpose(2, 3, 1, 0).reshape(-1, 2)  # (H, W, A, bg/fg)
 
 
 def deltas_in_anchor_order(maps):
-    """The RPN's ``(1, 4*A, H, W)`` delta maps per anchor: ``(H*W*A, 4)``, row ``(y * W + x) * A + a`` holding
-    channels ``a*4 .. a*4 + 3`` at ``(y, x)``, unchecked."""
+    """The RPN's delta maps, one row per anchor.
+
+    ``maps`` is ``(1, 4*A, H, W)``; the result is ``(H*W*A, 4)``, row ``(y * W + x) * A + a`` holding channels
+    ``a*4 .. a*4 + 3`` at ``(y, x)``, unchecked.
+    """
     _, four_a, h, w = maps.shape
     return maps[0].reshape(four_a // 4, 4, h, w).transpose(2, 3, 0, 1).reshape(-1, 4)  # (H, W, A, coord)
 
 
 def scores_to_rpn_layout(per_anchor, feature_shape):
-    """The inverse of :func:`scores_in_anchor_order`: ``(H*W*A, 2)`` values (the gradient of a loss, say) back into
-    the ``(1, 2*A, H, W)`` layout of the RPN's maps."""
+    """The inverse of :func:`scores_in_anchor_order`.
+
+    ``(H*W*A, 2)`` values (the gradient of a loss, say) back into the ``(1, 2*A, H, W)`` layout of the RPN's maps.
+    """
     h, w = feature_shape
     a = per_anchor.shape[0] // (h * w)
     return per_anchor.reshape(h, w, a, 2).transpose(3, 2, 0, 1).reshape(1, 2 * a, h, w)
 
 
 def deltas_to_rpn_layout(per_anchor, feature_shape):
-    """The inverse of :func:`deltas_in_anchor_order`: ``(H*W*A, 4)`` back into the ``(1, 4*A, H, W)`` layout."""
+    """The inverse of :func:`deltas_in_anchor_order`.
+
+    ``(H*W*A, 4)`` values back into the ``(1, 4*A, H, W)`` layout of the RPN's maps.
+    """
     h, w = feature_shape
     a = per_anchor.shape[0] // (h * w)
     return per_anchor.reshape(h, w, a, 4).transpose(2, 3, 0, 1).reshape(1, 4 * a, h, w)
