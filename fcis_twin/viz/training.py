@@ -5,10 +5,10 @@ Boxes are half-open ``(x1, y1, x2, y2)`` in image pixels, drawn over an ``imshow
 :func:`fcis_twin.reference.train_step.training_step` returns, or anything with the same fields.
 """
 
-import numbers
 
 import numpy as np
 
+from ..reference._checks import as_int
 from .common import (
     PALETTE,
     as_box_array,
@@ -28,14 +28,6 @@ __all__ = ["ROI_COLORS", "draw_anchor_targets", "draw_anchor_iou_histogram", "pl
 ROI_COLORS = {"foreground, kept": "tab:red", "background, kept": "tab:orange",
               "background, dropped": "0.6", "foreground, dropped": "tab:purple"}
 
-
-
-def _as_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _best_iou(boxes, gt_boxes):
@@ -211,7 +203,7 @@ def draw_ohem_ranking(ax, roi_losses, roi_labels, kept, batch_size, legend=True)
         One line of markers per kind of ROI present (:data:`ROI_COLORS`), log-scaled losses.
     """
     losses, kinds = _roi_kinds(roi_losses, roi_labels, kept)
-    batch_size = _as_int("batch_size", batch_size, 1)
+    batch_size = as_int("batch_size", batch_size, low=1)
     rank = np.empty(len(losses), int)
     rank[np.argsort(-losses, kind="stable")] = np.arange(len(losses))
     for name, where in kinds.items():
@@ -441,7 +433,7 @@ def draw_top_detections(ax, image, detections, class_names, top=3, title=None):
     ax
         At most ``top`` box patches and as many captions.
     """
-    top = _as_int("top", top, 1)
+    top = as_int("top", top, low=1)
     n = min(top, len(detections.scores))
     boxes = as_box_array("detections.boxes", np.asarray(detections.boxes)[:n].reshape(-1, 4))
     ax.imshow(overlay_masks(image, np.asarray(detections.masks)[:n]))
