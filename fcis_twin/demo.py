@@ -417,9 +417,9 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
     Returns
     -------
     metrics : dict
-        ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...), "predictions":
-        [Detections, ...]}``: ``d`` detections in all, and each image's own (in the order of ``coco_set``), whose
-        indices ``evaluate_sds``'s ``"curves"`` use.
+        ``{"images": n, "detections": d, "coco": evaluate_coco(...), "sds": evaluate_sds(...), "classes":
+        covering_classes(...), "predictions": [Detections, ...]}``: ``d`` detections in all, and each image's own
+        (in the order of ``coco_set``), whose indices ``evaluate_sds``'s ``"curves"`` use.
     """
     num_classes = len(coco_set.class_names)
     return _evaluate(coco_set, lambda scene: run_oracle_pipeline(scene, config, num_classes=num_classes,
@@ -429,7 +429,7 @@ def evaluate_oracle(coco_set, *, limit=None, config=SCENE_CONFIG, progress=iter,
 
 def _evaluate(coco_set, pipeline, *, limit, progress, masks):
     """Run ``pipeline(scene) -> Stages`` on the images of ``coco_set`` and score the detections."""
-    from .reference.evaluate import detections_to_coco, evaluate_coco, evaluate_sds
+    from .reference.evaluate import covering_classes, detections_to_coco, evaluate_coco, evaluate_sds
 
     n = len(coco_set) if limit is None else min(as_int("limit", limit, low=1), len(coco_set))
     if masks not in ("full", "official"):
@@ -449,6 +449,7 @@ def _evaluate(coco_set, pipeline, *, limit, progress, masks):
         "detections": len(results),
         "coco": evaluate_coco(results, coco_set.coco(), image_ids=image_ids),
         "sds": evaluate_sds(detections, truths),
+        "classes": covering_classes(detections, truths),
         "predictions": detections,
     }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .reference._checks import MAX_INT, as_int
 from .reference._files import check_folder_target, writable_folder
 from .reference.network import DEFAULT_NETWORK
+from .reference.pretrain import DEFAULT_PRETRAINING, PRETRAIN_SEED_OFFSET, pretraining_images
 from .reference.shapes import MAX_DATASET_IMAGES
 from .reference.train import DEFAULT_TRAIN, train, with_iterations
 from .reference.train_step import DEFAULT_LOSSES
@@ -22,8 +23,9 @@ from .workers import Workers
 
 #: Added to ``--seed`` to draw the training scenes: evaluation sets use small seeds.
 TRAIN_SEED_OFFSET = 1_000_000
-#: The largest ``--seed``: the scenes' seed ``TRAIN_SEED_OFFSET + seed`` must stay within int64.
-MAX_SEED = MAX_INT - TRAIN_SEED_OFFSET
+#: The largest ``--seed``: the scenes' seed ``TRAIN_SEED_OFFSET + seed`` and the pretraining images'
+#: ``PRETRAIN_SEED_OFFSET + seed`` must stay within int64.
+MAX_SEED = MAX_INT - max(TRAIN_SEED_OFFSET, PRETRAIN_SEED_OFFSET)
 #: Where the bundled model lives inside the package.
 BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "fcis_shapes.npz"
 #: The loss parts, in the order of the progress bar and the figure.
@@ -72,8 +74,10 @@ class _Scenes:
 
 
 def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, overwrite=False, data=None,
-                 network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, progress=True, workers=None):
-    """Train, then write ``model.npz``, ``log.json`` and ``loss.png`` to ``out``.
+                 network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, progress=True, workers=None,
+                 pretrain_iterations=None):
+    """Pretrain the backbone, train FCIS, then write ``model.npz``, ``log.json``, ``pretrain_log.json`` and
+    ``loss.png`` to ``out``.
 
     ``out`` must be missing or an empty folder, as for ``fcis data make`` (the one policy of both,
     ``check_folder_target`` in ``reference/_files.py``), unless ``resume`` (continue the run it holds from its
@@ -92,8 +96,11 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, ov
     ----------
     out : str or path
     iterations : int >= 1, optional
-        Default ``config.iterations``; on synthetic scenes at most ``MAX_DATASET_IMAGES / images_per_step``
-        (50,000).
+        FCIS's iterations, default ``config.iterations``; on synthetic scenes at most
+        ``MAX_DATASET_IMAGES / images_per_step`` (50,000).
+    pretrain_iterations : int >= 0, optional
+        The backbone's pretraining iterations (:mod:`fcis_twin.reference.pretrain`), on the first scenes of the
+        training set; default ``DEFAULT_PRETRAINING.iterations``; 0: none, FCIS starts from random weights.
     seed : int in [0, MAX_SEED]
     backend : str, optional
     resume, overwrite : bool
@@ -123,11 +130,19 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, ov
 
     if iterations is not None:
         config = with_iterations(config, iterations)
+    pretrain_iterations = as_int("--pretrain-iterations", DEFAULT_PRETRAINING.iterations if pretrain_iterations is None
+                                 else pretrain_iterations, low=0)
+    pretraining = with_iterations(DEFAULT_PRETRAINING, pretrain_iterations) if pretrain_iterations else None
     seed = as_int("--seed", seed, low=0)
     if seed > MAX_SEED:
-        raise ValueError(f"--seed must be <= {MAX_SEED} (the training scenes' seed, {TRAIN_SEED_OFFSET} + --seed, "
-                         f"must fit in int64), got {seed}")
+        raise ValueError(f"--seed must be <= {MAX_SEED} (the seeds of the training scenes, {TRAIN_SEED_OFFSET} + "
+                         f"--seed, and of the pretraining images, {PRETRAIN_SEED_OFFSET} + --seed, must fit in "
+                         f"int64), got {seed}")
     batch = config.images_per_step
+    if pretraining is not None and pretraining.iterations * pretraining.images_per_step > MAX_DATASET_IMAGES:
+        raise ValueError(f"--pretrain-iterations must be <= {MAX_DATASET_IMAGES // pretraining.images_per_step} "
+                         f"({pretraining.images_per_step} new images an iteration, at most {MAX_DATASET_IMAGES} in "
+                         f"all), got {pretraining.iterations}")
     if data is None and config.iterations * batch > MAX_DATASET_IMAGES:
         raise ValueError(f"--iterations must be <= {MAX_DATASET_IMAGES // batch} on synthetic scenes ({batch} new "
                          f"scenes an iteration, at most {MAX_DATASET_IMAGES} in all; or train on a set with --data), "
@@ -137,35 +152,62 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, ov
         raise ValueError("--resume and --overwrite exclude each other: continue the run in --out, or replace it")
     if not resume:  # before anything is loaded or created
         check_folder_target("--out", out, overwrite=overwrite, overwrite_hint=_OVERWRITE_HINT)
-    class_names = None
+    class_names, extra = None, {}
     if data is not None:  # a set is matched to the model's classes by name; a model of other classes is refused
         from .demo import model_class_names
 
         class_names = model_class_names(network)
     scenes = training_scenes(config.iterations * config.images_per_step, seed, data, class_names=class_names)
+    if pretraining is not None:
+        extra["pretrain_images"] = pretraining_images(pretraining.iterations * pretraining.images_per_step,
+                                                      PRETRAIN_SEED_OFFSET + seed)
     kernels = training_kernels(backend) if backend != "reference" else None
-    extra = {} if kernels is None else {"kernels": kernels}
-    bar = None
+    extra.update({} if kernels is None else {"kernels": kernels})
+    bars = {}
     with _run_folder(out, resume=resume, overwrite=overwrite), Workers(workers) as pool:
-        if progress:
-            from tqdm import tqdm
 
-            bar = tqdm(total=config.iterations, unit="it", desc="training")
+        def bar(phase, total, t, values):
+            if not progress:
+                return
+            if phase not in bars:
+                from tqdm import tqdm
+
+                for other in bars.values():
+                    other.close()
+                bars[phase] = tqdm(total=total, unit="it", desc=phase)
+            bars[phase].n = t + 1
+            bars[phase].set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=True)
 
         def report(t, losses):
-            if bar is not None:
-                bar.n = t + 1
-                bar.set_postfix({k: f"{losses[k]:.3f}" for k in (*LOSS_PARTS, "total")}, refresh=True)
+            bar("training", config.iterations, t, {k: losses[k] for k in (*LOSS_PARTS, "total")})
+
+        def report_pretraining(t, record):
+            bar("pretraining", pretraining.iterations, t, {k: record[k] for k in ("loss", "accuracy")})
 
         try:
             params, log = train(scenes, out, network=network, config=config, seed=seed, resume=resume,
-                                on_iteration=report, map_images=pool.map, **extra)
+                                on_iteration=report, map_images=pool.map, pretraining=pretraining,
+                                on_pretrain_iteration=report_pretraining, **extra)
         finally:
-            if bar is not None:
-                bar.close()
+            for b in bars.values():
+                b.close()
         head_weights = dict(zip(("cls", "seg", "box"), DEFAULT_LOSSES.loss_weights, strict=True))
-        loss_figure(log, LOSS_PARTS, head_weights=head_weights).savefig(os.path.join(out, "loss.png"), dpi=110)
+        pretrain_log = _read_pretrain_log(out) if pretraining is not None else None
+        loss_figure(log, LOSS_PARTS, head_weights=head_weights, pretrain_log=pretrain_log).savefig(
+            os.path.join(out, "loss.png"), dpi=110)
     return params, log
+
+
+def _read_pretrain_log(out):
+    """The pretraining log that :func:`~fcis_twin.reference.train.train` wrote into ``out``; None if it has none
+    (a resumed run whose folder lost it)."""
+    import json
+
+    try:
+        with open(os.path.join(out, "pretrain_log.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 #: How ``fcis train`` lets a user train into a folder that holds something.

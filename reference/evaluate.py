@@ -32,7 +32,13 @@ from .coco_format import (
     pycocotools_dataset,
     rle_counts,
 )
-from .sds import SDS_MATCHING, SDS_RECALL_LEVELS, evaluate_sds, mask_iou  # noqa: F401  (re-exported here)
+from .sds import (  # noqa: F401  (re-exported here)
+    SDS_MATCHING,
+    SDS_RECALL_LEVELS,
+    covering_classes,
+    evaluate_sds,
+    mask_iou,
+)
 
 #: Names of ``COCOeval.stats[0:6]``: AP at IoU 0.5:0.95, at 0.5, at 0.75, and for small, medium, large objects.
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")

@@ -258,14 +258,14 @@ def layer_specs(config):
             for layer in wiring(config)]
 
 
-def param_shapes(config):
+def param_shapes(config, layers=None):
     """``{"<layer>.weight": (O, C, k, k), "<layer>.bias": (O,)}`` of every parameter of the network.
 
     A normalised layer (``config.norm_groups > 0``) has ``"<layer>.norm_scale"`` and ``"<layer>.norm_shift"``,
-    both (O,), in place of its bias.
+    both (O,), in place of its bias.  ``layers``: another graph than ``wiring(config)`` (as in :func:`forward`).
     """
     shapes = {}
-    for layer in wiring(config):
+    for layer in wiring(config) if layers is None else layers:
         cout, size = layer.out_channels, layer.kernel_size
         shapes[f"{layer.name}.weight"] = (cout, layer.in_channels, size, size)
         if layer.relu and config.norm_groups:
@@ -275,14 +275,15 @@ def param_shapes(config):
     return shapes
 
 
-def init_params(config, rng):
+def init_params(config, rng, layers=None):
     """He-initialised weights, zero biases and shifts, unit scales: every entry of :func:`param_shapes`, float32.
 
     The output layers start small (std 0.01, as the official code's new layers), so that the first losses are
-    those of uniform predictions.
+    those of uniform predictions.  ``layers``: another graph than ``wiring(config)`` (as in :func:`forward`).
     """
-    shapes, params = param_shapes(config), {}
-    for layer in wiring(config):  # the weights drawn in the layers' order
+    layers = wiring(config) if layers is None else layers
+    shapes, params = param_shapes(config, layers), {}
+    for layer in layers:  # the weights drawn in the layers' order
         shape = shapes[f"{layer.name}.weight"]
         params[f"{layer.name}.weight"] = (he_normal(rng, shape) if layer.relu
                                           else (rng.standard_normal(shape) * 0.01).astype(np.float32))
@@ -298,7 +299,7 @@ def preprocess(image):
     return x - np.float32(0.5)
 
 
-def forward(params, x, config):
+def forward(params, x, config, layers=None):
     """Run the network on a preprocessed image batch: every layer of :func:`wiring` on the output it reads.
 
     Parameters
@@ -307,6 +308,9 @@ def forward(params, x, config):
     x : (N, 3, H, W) float ndarray
         :func:`preprocess`'s output.
     config : NetworkConfig
+    layers : sequence of Layer, optional
+        The graph to run, default ``wiring(config)``; the backbone's pretraining
+        (:func:`fcis_twin.reference.pretrain.pretrain_wiring`) runs the backbone and a head of its own.
 
     Returns
     -------
@@ -318,8 +322,9 @@ def forward(params, x, config):
     cache : tuple
         For :func:`backward`: every layer's cache by layer name, and ``outputs``.
     """
+    layers = wiring(config) if layers is None else tuple(layers)
     maps, caches = {"image": x}, {}
-    for layer in wiring(config):
+    for layer in layers:
         source, p = maps[layer.source], _layer_params(params, layer.name)
         if layer.relu:
             maps[layer.name], caches[layer.name] = conv_norm_relu_forward(source, p, layer.geometry, config.norm_groups)
@@ -327,7 +332,7 @@ def forward(params, x, config):
             maps[layer.name], caches[layer.name] = conv2d_forward(source, p["weight"], p["bias"], layer.geometry)
     outputs = {name: y for name, y in maps.items() if name != "image"}
     outputs["features"] = outputs[_features(config)]
-    return outputs, (caches, outputs)
+    return outputs, (caches, outputs, layers)
 
 
 def backward(grads, cache, config):
@@ -350,10 +355,10 @@ def backward(grads, cache, config):
     param_grads : dict of str to ndarray
         One entry per parameter, shaped like it.
     """
-    caches, outputs = cache
+    caches, outputs, layers = cache
     upstream = {name: g for name, g in grads.items() if g is not None}  # layer name -> d loss / d its output
     param_grads = {}
-    for layer in reversed(wiring(config)):  # every layer after all the layers that read its output
+    for layer in reversed(layers):  # every layer after all the layers that read its output
         grad_y = upstream[layer.name] if layer.name in upstream else np.zeros_like(outputs[layer.name])
         first = layer.source == "image"  # nothing learns the image
         if layer.relu:

@@ -286,6 +286,46 @@ def _as_name(name, value, choices):
     return value
 
 
+def covering_classes(detections, ground_truth, iou_threshold=0.5):
+    """How often the best detection on an instance names its class: what a model's classifier gets right.
+
+    An instance is *covered* when some detection's mask has an IoU of at least ``iou_threshold`` with its mask,
+    whatever that detection's class; of the detections that cover it, the one of highest score is its *best covering
+    detection*, and the instance is *named right* when that detection has the instance's class.  Masks good and
+    classes wrong show as many covered instances and few named right.
+
+    Parameters
+    ----------
+    detections, ground_truth : sequences
+        As in :func:`evaluate_sds`.
+    iou_threshold : float in [0, 1]
+
+    Returns
+    -------
+    dict
+        ``{"instances": G, "covered": c, "named_right": r}``, counts over all the images.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Obj
+    >>> gt = Obj(masks=np.eye(2, dtype=bool)[None], labels=np.array([1]))
+    >>> det = Obj(masks=np.eye(2, dtype=bool)[None].repeat(2, 0), labels=np.array([2, 1]), scores=np.array([.9, .8]))
+    >>> covering_classes([det], [gt])  # covered twice; the best-scoring detection names class 2
+    {'instances': 1, 'covered': 1, 'named_right': 0}
+    """
+    threshold = as_probability("iou_threshold", iou_threshold)
+    counts = {"instances": 0, "covered": 0, "named_right": 0}
+    for det_masks, det_labels, scores, gt_masks, gt_labels in _sds_images(detections, ground_truth):
+        ious = mask_iou(det_masks, gt_masks)  # (D, G)
+        counts["instances"] += len(gt_labels)
+        for g, label in enumerate(gt_labels):
+            covering = np.flatnonzero(ious[:, g] >= threshold)
+            if covering.size:
+                counts["covered"] += 1
+                counts["named_right"] += int(det_labels[covering[np.argmax(scores[covering])]] == label)
+    return counts
+
+
 def _sds_images(detections, ground_truth):
     """Per image ``(det_masks, det_labels, det_scores, gt_masks, gt_labels)``, validated."""
     detections, ground_truth = list(detections), list(ground_truth)

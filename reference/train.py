@@ -30,6 +30,8 @@ from .model_files import (  # noqa: F401  (MODEL_*, load_model and save_model re
     save_model,
 )
 from .network import DEFAULT_NETWORK, NetworkConfig, init_params
+from .optim import DEFAULT_TRAIN, TrainConfig, learning_rate, sgd_step  # noqa: F401  (re-exported here)
+from .pretrain import backbone_names, pretrain, pretraining_record
 from .train_step import DEFAULT_LOSSES, REFERENCE_TRAINING_KERNELS, check_inference, training_step
 
 #: The fields of one record of a run's log, in the order :func:`train` writes them (the loss parts are those of
@@ -38,64 +40,16 @@ LOG_FIELDS = ("iteration", "lr", "seconds", "rpn_cls", "rpn_box", "cls", "seg", 
               "kept_foreground")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """The optimiser and its schedule.
-
-    The learning rate rises linearly from ``warmup_factor * learning_rate`` to ``learning_rate`` over the first
-    ``warmup_iterations`` (the official warm-up instead holds ``warmup_lr`` for ``warmup_step`` updates, then jumps),
-    then is multiplied by 0.1 at each fraction of ``iterations`` in ``decay_at``.  Weight decay applies to
-    convolution weights, not to biases (nor to the normalisations' scales and shifts).  Each iteration averages the
-    gradients of ``images_per_step`` images (the official code trains on one image per GPU and sums their
-    gradients).  ``docs/training.md`` lists these departures from the official recipe with their reasons.
-    """
-
-    iterations: int = 4000
-    images_per_step: int = 2
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iterations: int = 100
-    warmup_factor: float = 0.1
-    decay_at: tuple = (0.7, 0.9)
-    checkpoint_every: int = 250
-
-
-#: The default schedule, ``fcis train``'s; the bundled model's is the same with ``iterations=12000``.
-DEFAULT_TRAIN = TrainConfig()
-
-
-def learning_rate(iteration, config):
-    """The learning rate of iteration ``iteration`` (0-based) under ``config``'s schedule."""
-    rate = config.learning_rate
-    if iteration < config.warmup_iterations:
-        alpha = iteration / config.warmup_iterations
-        rate *= config.warmup_factor + (1 - config.warmup_factor) * alpha
-    for fraction in config.decay_at:
-        if iteration >= fraction * config.iterations:
-            rate *= 0.1
-    return rate
-
-
-def sgd_step(params, grads, velocity, rate, config):
-    """One SGD step with momentum and weight decay, in place: ``v = m v + g + wd w``, ``w -= rate v``."""
-    for name, value in params.items():
-        g = grads[name]
-        if name.endswith(".weight"):
-            g = g + np.float32(config.weight_decay) * value
-        velocity[name] *= np.float32(config.momentum)
-        velocity[name] += g
-        value -= np.float32(rate) * velocity[name]
-
-
 # --- checkpoints -----------------------------------------------------------------------------------------------
 
 
-def run_record(config, losses, inference, seed):
+def run_record(config, losses, inference, seed, pretraining=None):
     """What a run writes into its checkpoints and model, and what a resumed run must find in its checkpoint: the
-    training, loss and proposal settings and the seed, as JSON values."""
+    training, loss and proposal settings, the backbone's pretraining schedule (None: none) and the seed, as JSON
+    values."""
     return {"train": _plain(asdict(config)), "losses": _plain(asdict(losses)),
-            "proposals": _plain(inference.proposal_settings), "seed": seed}
+            "proposals": _plain(inference.proposal_settings),
+            "pretraining": None if pretraining is None else pretraining_record(pretraining), "seed": seed}
 
 
 def load_checkpoint(path, network, config, record, *, name="checkpoint"):
@@ -219,7 +173,8 @@ class ImageGradients:
 
 
 def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, losses=DEFAULT_LOSSES, seed=0,
-          kernels=REFERENCE_TRAINING_KERNELS, resume=False, on_iteration=None, map_images=map, inference=None):
+          kernels=REFERENCE_TRAINING_KERNELS, resume=False, on_iteration=None, map_images=map, inference=None,
+          pretraining=None, pretrain_images=None, on_pretrain_iteration=None):
     """Train on ``scenes``; write checkpoints, the final model and a JSON log to ``out_dir``.
 
     Parameters
@@ -227,8 +182,10 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
     scenes : sequence of Scene-like
         Iteration ``t`` trains on ``scenes[(t * B + i) % len(scenes)]``, ``i < B = config.images_per_step``.
     out_dir : str or path
-        An existing folder.  Gets ``checkpoint.npz`` (every ``config.checkpoint_every`` iterations), ``model.npz``
-        (the final weights, without the optimiser's state) and ``log.json`` (the losses of every iteration).
+        An existing folder.  Gets ``checkpoint.npz`` (after the pretraining, then every ``config.checkpoint_every``
+        iterations), ``model.npz`` (the final weights, without the optimiser's state), ``log.json`` (the losses of
+        every iteration) and, with ``pretraining``, ``pretrain_log.json`` (the log of
+        :func:`fcis_twin.reference.pretrain.pretrain`).
     network, config, losses : NetworkConfig, TrainConfig, LossConfig
     seed : int >= 0
     kernels : TrainingKernels
@@ -242,6 +199,16 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
     inference : FCISConfig, optional
         The inference settings the step shares (:func:`~fcis_twin.reference.train_step.training_step`), default the
         network's :func:`~fcis_twin.reference.network.inference_config`: the proposals that reach the head.
+    pretraining : TrainConfig, optional
+        The schedule of the backbone's pretraining (:func:`fcis_twin.reference.pretrain.pretrain`, with the same
+        ``map_images`` and ``seed``), run before FCIS's first iteration; FCIS then starts from the pretrained
+        backbone and new heads.  None: from random weights.  A resumed run continues from its checkpoint, which
+        holds the pretrained weights.
+    pretrain_images : sequence of Scene-like, optional
+        The pretraining's images (with ``pretraining``), e.g.
+        :func:`~fcis_twin.reference.pretrain.pretraining_images`.
+    on_pretrain_iteration : callable, optional
+        Called after every pretraining iteration with ``(iteration, record)``, a record of its log.
 
     Returns
     -------
@@ -259,14 +226,24 @@ def train(scenes, out_dir, *, network=DEFAULT_NETWORK, config=DEFAULT_TRAIN, los
         raise ValueError("scenes must hold at least one image")
     checkpoint = os.path.join(out_dir, "checkpoint.npz")
     inference = check_inference(network, inference)
-    record = run_record(config, losses, inference, seed)
+    record = run_record(config, losses, inference, seed, pretraining)
     if resume:  # every part of the checkpoint checked before the first iteration
         params, velocity, start, log = load_checkpoint(checkpoint, network, config, record,
                                                        name="resume checkpoint")
     else:
         params = init_params(network, np.random.default_rng([seed, 0]))
+        if pretraining is not None:  # the backbone pretrained, the heads as drawn
+            if pretrain_images is None:
+                raise ValueError("pretraining needs its pretrain_images")
+            pretrained, pretrain_log = pretrain(pretrain_images, network=network, config=pretraining, seed=seed,
+                                                map_images=map_images, on_iteration=on_pretrain_iteration)
+            params.update({name: pretrained[name] for name in backbone_names(network)})
+            with replace_file("out_dir", os.path.join(out_dir, "pretrain_log.json")) as temp, open(temp, "w") as f:
+                json.dump(pretrain_log, f)
         velocity = {k: np.zeros_like(v) for k, v in params.items()}
         start, log = 0, []
+        if pretraining is not None:  # a resumed run need not pretrain again
+            save_model(checkpoint, params, network, extra={**record, "iteration": 0, "log": log}, arrays=velocity)
     for t in range(start, config.iterations):
         began = time.perf_counter()
         rate = learning_rate(t, config)

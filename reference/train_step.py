@@ -233,14 +233,16 @@ def head_losses(outputs, targets, config, loss_config, kernels):
     weight = kept / n  # (R,)
     losses = {"cls": w_cls * (cls_loss @ weight), "seg": w_seg * (seg_loss @ weight),
               "box": w_box * (box_loss @ weight)}
-    grad_assembled = w_seg * seg_grad * weight[:, None, None, None] + joint_backward_arrays(
-        assembled, None, w_cls * cls_grad * weight[:, None], None)
-    grad_box_bins = np.broadcast_to((w_box * box_grad * foreground * weight[:, None] / (P * P))[:, :, None, None],
-                                    box_bins.shape)
-    grads = {"seg": _assemble_backward(kernels, grad_assembled, rois, outputs["seg"], geometry),
+    # only the kept ROIs carry gradient: the backward passes run on them alone
+    k, w = np.flatnonzero(kept), weight[kept]
+    grad_assembled = w_seg * seg_grad[k] * w[:, None, None, None] + joint_backward_arrays(
+        assembled[k], None, w_cls * cls_grad[k] * w[:, None], None)
+    grad_box_bins = np.broadcast_to((w_box * box_grad[k] * foreground[k] * w[:, None] / (P * P))[:, :, None, None],
+                                    (len(k), *box_bins.shape[1:]))
+    grads = {"seg": _assemble_backward(kernels, grad_assembled, rois[k], outputs["seg"], geometry),
              "bbox": np.zeros_like(outputs["bbox"])}
-    grads["bbox"][:, fg_box_maps.shape[1]:] = _assemble_backward(kernels, np.ascontiguousarray(grad_box_bins), rois,
-                                                                 fg_box_maps, geometry)  # the foreground slot
+    grads["bbox"][:, fg_box_maps.shape[1]:] = _assemble_backward(kernels, np.ascontiguousarray(grad_box_bins),
+                                                                 rois[k], fg_box_maps, geometry)  # the fg slot
     return HeadLosses(losses, grads, roi_losses, kept)
 
 

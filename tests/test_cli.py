@@ -276,16 +276,20 @@ def test_backend_option(tmp_path, capsys):
 
 
 def test_train_writes_a_model_its_log_and_its_curve(tmp_path, capsys):
-    """`fcis train` for two iterations writes model.npz (loadable), log.json and loss.png; bad flags are usage
-    errors; --resume without a checkpoint says so."""
+    """`fcis train` for two pretraining and two FCIS iterations writes model.npz (loadable), log.json,
+    pretrain_log.json, loss.png and the checkpoint after the pretraining; bad flags are usage errors; --resume
+    without a checkpoint says so."""
     from fcis_twin.reference.network import DEFAULT_NETWORK
     from fcis_twin.reference.train import load_model
 
     out = tmp_path / "run"
-    assert main(["train", "--out", str(out), "--iterations", "2", "--backend", "numba-cpu"]) == 0
+    assert main(["train", "--out", str(out), "--iterations", "2", "--pretrain-iterations", "2",
+                 "--backend", "numba-cpu"]) == 0
     assert "2 iterations" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"model.npz", "log.json", "loss.png"}
-    assert load_model(out / "model.npz", DEFAULT_NETWORK)[2]["iteration"] == 2
+    assert {p.name for p in out.iterdir()} == {"model.npz", "log.json", "pretrain_log.json", "loss.png",
+                                               "checkpoint.npz"}
+    meta = load_model(out / "model.npz", DEFAULT_NETWORK)[2]
+    assert meta["iteration"] == 2 and meta["pretraining"]["iterations"] == 2
     for argv, match in ((["--iterations", "0"], "--iterations must be >= 1"), (["--seed", "-3"], "--seed must be"),
                         (["--resume"], "checkpoint.npz' does not exist")):
         with pytest.raises(SystemExit) as exit_info:

@@ -791,3 +791,31 @@ def test_average_precision_official_levels_at_three_tenths():
     recall, precision = np.array([0.1, 0.2, 0.3]), np.ones(3)
     assert average_precision(recall, precision) == pytest.approx(3 / 11, abs=1e-15)  # levels 0, 0.1, 0.2
     assert average_precision(recall, precision, recall_levels="tenths") == pytest.approx(4 / 11, abs=1e-15)
+
+
+def test_covering_classes_counts_the_best_covering_detections_class():
+    """Ground truth as detections names every instance right; the same masks with the next class name none; a
+    detection that misses every mask covers nothing; a wrong class scored below a right one does not count."""
+    from fcis_twin.reference.evaluate import covering_classes
+    from fcis_twin.reference.shapes import make_dataset
+
+    scenes = make_dataset(4, seed=3, image_size=(48, 48), max_objects=3, size_range=(12, 30))
+    total = sum(len(s.labels) for s in scenes)
+
+    def detections(scene, labels, scores=None):
+        return SimpleNamespace(masks=scene.masks, labels=labels,
+                               scores=np.ones(len(labels)) if scores is None else scores)
+
+    right = covering_classes([detections(s, s.labels) for s in scenes], scenes)
+    assert right == {"instances": total, "covered": total, "named_right": total}
+    wrong = covering_classes([detections(s, s.labels % 4 + 1) for s in scenes], scenes)
+    assert wrong == {"instances": total, "covered": total, "named_right": 0}
+    scene = scenes[0]
+    both = SimpleNamespace(masks=np.concatenate([scene.masks, scene.masks]),
+                           labels=np.concatenate([scene.labels % 4 + 1, scene.labels]),
+                           scores=np.concatenate([np.full(len(scene.labels), 0.4), np.full(len(scene.labels), 0.6)]))
+    assert covering_classes([both], [scene])["named_right"] == len(scene.labels)
+    empty = SimpleNamespace(masks=np.zeros((0, 48, 48), bool), labels=np.zeros(0, np.int64), scores=np.zeros(0))
+    assert covering_classes([empty], [scene]) == {"instances": len(scene.labels), "covered": 0, "named_right": 0}
+    with pytest.raises(ValueError, match="iou_threshold"):
+        covering_classes([empty], [scene], iou_threshold=1.5)

@@ -149,3 +149,46 @@ def test_maps_figure_draws_learned_and_oracle_maps_of_one_class():
     assert titles[1].startswith("learned: '") and titles[4].endswith("outside maps")
     hf, wf = 48 // SMALL.stride, 64 // SMALL.stride
     assert fig.axes[1].get_images()[0].get_array().shape == (2 * hf + 1, 2 * wf + 1)  # k = 2 tiles, 1-pixel gaps
+
+
+def test_a_pretrained_run_starts_from_the_pretrained_backbone_and_resumes(tmp_path, monkeypatch):
+    """With ``pretraining``, the checkpoint at iteration 0 holds the pretrained backbone (the pretraining's own
+    weights, bit for bit) and heads drawn as without it; a run stopped in its first iteration resumes from that
+    checkpoint, without pretraining again, and ends where an uninterrupted one ends; a checkpoint of a run without
+    pretraining is refused."""
+    from fcis_twin.reference.pretrain import backbone_names, pretrain, pretraining_images
+
+    scenes, images = _scenes(3), pretraining_images(4, seed=9)
+    cfg, pre = TrainConfig(iterations=3, warmup_iterations=1), TrainConfig(iterations=2, images_per_step=2)
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    whole, _ = train(scenes, tmp_path / "a", config=cfg, **RUN, seed=2, pretraining=pre, pretrain_images=images)
+    assert [r["iteration"] for r in json.loads((tmp_path / "a" / "pretrain_log.json").read_text())] == [0, 1]
+
+    def stop(t, _):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(scenes, tmp_path / "b", config=cfg, **RUN, seed=2, pretraining=pre, pretrain_images=images,
+              on_iteration=stop)
+    start, _, meta = load_model(tmp_path / "b" / "checkpoint.npz")[:3]
+    assert meta["iteration"] == 0 and meta["pretraining"]["iterations"] == 2
+    pretrained, _ = pretrain(images, network=SMALL, config=pre, seed=2)
+    drawn = init_params(SMALL, np.random.default_rng([2, 0]))
+    for name, value in start.items():
+        np.testing.assert_array_equal(value, pretrained[name] if name in backbone_names(SMALL) else drawn[name])
+
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("a resumed run pretrained again")
+
+    import fcis_twin.reference.train as train_module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "pretrain", no_pretraining)
+        resumed, _ = train(scenes, tmp_path / "b", config=cfg, **RUN, seed=2, pretraining=pre,
+                           pretrain_images=images, resume=True)
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+    with pytest.raises(ValueError, match="another configuration or seed"):
+        train(scenes, tmp_path / "b", config=cfg, **RUN, seed=2, resume=True)
+    with pytest.raises(ValueError, match="pretraining needs its pretrain_images"):
+        train(scenes, tmp_path / "c", config=cfg, **RUN, pretraining=pre)

@@ -39,9 +39,9 @@ def quick(monkeypatch):
 
 
 def _run(out, **options):
-    """A tiny run of `run_training` (two iterations unless told)."""
+    """A tiny run of `run_training` (two iterations, no pretraining, unless told)."""
     return training.run_training(out, network=TINY, backend="reference", progress=False,
-                                 **{"iterations": 2, **options})
+                                 **{"iterations": 2, "pretrain_iterations": 0, **options})
 
 
 def _fail(argv, capsys, code=2):
@@ -184,7 +184,9 @@ def test_train_messages_name_the_option_and_the_users_value(tmp_path, capsys):
     out = tmp_path / "run"
     biggest = 2**63 - 1
     for argv, message in ((["--iterations", "50001"], "--iterations must be <= 50000 on synthetic scenes"),
-                          (["--seed", str(biggest)], f"--seed must be <= {biggest - training.TRAIN_SEED_OFFSET} "),
+                          (["--pretrain-iterations", "25001"], "--pretrain-iterations must be <= 25000 "),
+                          (["--pretrain-iterations", "-1"], "--pretrain-iterations must be >= 0"),
+                          (["--seed", str(biggest)], f"--seed must be <= {training.MAX_SEED} "),
                           (["--resume"], "checkpoint.npz' does not exist")):
         err = _fail(["train", "--out", str(out), *argv], capsys)
         assert message in err and (argv[-1] in err or argv == ["--resume"])
@@ -217,3 +219,17 @@ def test_a_run_that_fails_before_writing_leaves_things_as_they_were(tmp_path, qu
     with pytest.raises(KeyboardInterrupt):
         _run(old, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["old"] and [p.name for p in old.iterdir()] == ["checkpoint.npz"]
+
+
+def test_a_run_pretrains_its_backbone_first(tmp_path, quick):
+    """With --pretrain-iterations, the run writes the pretraining's log beside its own, a checkpoint of the
+    pretrained weights before FCIS's first iteration, and records the pretraining in its model file; the backbone it
+    starts from is not the one drawn without pretraining."""
+    pretrained, _ = _run(tmp_path / "pre", pretrain_iterations=2)
+    plain, _ = _run(tmp_path / "plain")
+    out = tmp_path / "pre"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "log.json", "loss.png", "model.npz",
+                                                     "pretrain_log.json"]
+    assert load_model(out / "model.npz", TINY)[2]["pretraining"]["iterations"] == 2
+    assert load_model(tmp_path / "plain" / "model.npz", TINY)[2]["pretraining"] is None
+    assert not np.array_equal(pretrained["conv1.weight"], plain["conv1.weight"])

@@ -39,8 +39,10 @@ def _float64_kernels(maps_shape, rois, geometry):
     def forward(maps, rois_, **_):
         return (matrix @ np.asarray(maps, np.float64).ravel()).reshape(out_shape)
 
-    def backward(grad, rois_, input_shape, **_):
-        return (matrix.T @ np.asarray(grad, np.float64).ravel()).reshape(input_shape)
+    def backward(grad, rois_, input_shape, **_):  # the step passes back the ROIs OHEM kept, a subset of rois
+        rows = [int(np.flatnonzero((rois == roi).all(axis=1))[0]) for roi in rois_]
+        block = matrix.reshape(len(rois), -1, size)[rows].reshape(-1, size)
+        return (block.T @ np.asarray(grad, np.float64).ravel()).reshape(input_shape)
 
     return forward, backward
 

@@ -224,3 +224,17 @@ def test_loss_figure_without_weights_or_counts_has_one_panel():
     assert len(viz.loss_figure(_log(), parts).axes) == 1
     old = [{k: v for k, v in r.items() if k != "kept_foreground"} for r in _log()]
     assert len(viz.loss_figure(old, parts, head_weights={"seg": 10.0, "box": 1.0}).axes) == 1
+
+
+def test_loss_figure_draws_the_pretraining_first():
+    """With a pretraining log, a first panel holds its loss and the share of objects named right, per pretraining
+    iteration; the FCIS panels follow."""
+    pretrain_log = [{"iteration": t, "lr": 0.01, "loss": 1.6 - t / 100, "accuracy": t / 100} for t in range(80)]
+    fig = viz.loss_figure(_log(), ("rpn_cls", "rpn_box", "cls", "seg", "box"), window=1,
+                          head_weights={"cls": 1.0, "seg": 10.0, "box": 1.0}, pretrain_log=pretrain_log)
+    first, second, third = fig.axes[:3]
+    assert first.get_title() == "pretraining the backbone" and [line.get_label() for line in first.lines] == [
+        "loss", "objects classified right"]
+    np.testing.assert_allclose(first.lines[1].get_ydata(), [r["accuracy"] for r in pretrain_log])
+    assert len(second.lines) == 6 and len(third.lines) == 2
+    assert len(viz.loss_figure(_log(), ("cls",), pretrain_log=[]).axes) == 1

@@ -448,7 +448,7 @@ def draw_top_detections(ax, image, detections, class_names, top=3, title=None):
     return clean_axes(ax)
 
 
-def loss_figure(log, parts, window=50, head_weights=None):
+def loss_figure(log, parts, window=50, head_weights=None, pretrain_log=None):
     """A training log's loss parts and their total against the iteration, each a running mean over ``window``
     iterations, on a log scale: the ``loss.png`` of ``fcis train``.
 
@@ -464,6 +464,9 @@ def loss_figure(log, parts, window=50, head_weights=None):
     window : int >= 1
     head_weights : dict of str to float, optional
         The weights of ``"seg"`` and ``"box"`` in the total.
+    pretrain_log : list of dict, optional
+        The log of the backbone's pretraining (:func:`fcis_twin.reference.pretrain.pretrain`): a first panel draws
+        its loss and the share of objects it classifies right.
 
     Returns
     -------
@@ -476,8 +479,21 @@ def loss_figure(log, parts, window=50, head_weights=None):
         return t[w - 1 :], np.convolve(values, np.ones(w) / w, mode="valid")
 
     per_foreground = head_weights is not None and bool(log) and "kept_foreground" in log[0]
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2 if per_foreground else 1, squeeze=False)[0]
+    pretrained = bool(pretrain_log)
+    panels = 1 + per_foreground + pretrained
+    fig = Figure(figsize=(5 * panels, 4.2), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    if pretrained:
+        first, axes = axes[0], axes[1:]
+        t = np.array([r["iteration"] for r in pretrain_log])
+        first.plot(*smoothed(np.array([r["loss"] for r in pretrain_log])), label="loss")
+        first.plot(*smoothed(np.array([r["accuracy"] for r in pretrain_log])), label="objects classified right")
+        first.set_title("pretraining the backbone", fontsize=10)
+        first.set_xlabel("pretraining iteration")
+        first.set_ylabel(f"running mean of {window}")
+        first.set_ylim(bottom=0)
+        first.legend(fontsize=9)
+        first.grid(alpha=0.3)
     t = np.array([r["iteration"] for r in log])
     for name in (*parts, "total"):
         axes[0].plot(*smoothed(np.array([r[name] for r in log])), label=name,
