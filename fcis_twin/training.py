@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from .reference._checks import MAX_INT, as_int
-from .reference._files import check_folder_target, writable_folder
+from .reference._files import check_folder_target, read_json, writable_folder
 from .reference.network import DEFAULT_NETWORK
 from .reference.pretrain import DEFAULT_PRETRAINING, PRETRAIN_SEED_OFFSET, pretraining_images
 from .reference.shapes import MAX_DATASET_IMAGES
@@ -99,8 +99,9 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, ov
         FCIS's iterations, default ``config.iterations``; on synthetic scenes at most
         ``MAX_DATASET_IMAGES / images_per_step`` (50,000).
     pretrain_iterations : int >= 0, optional
-        The backbone's pretraining iterations (:mod:`fcis_twin.reference.pretrain`), on the first scenes of the
-        training set; default ``DEFAULT_PRETRAINING.iterations``; 0: none, FCIS starts from random weights.
+        The backbone's pretraining iterations (:mod:`fcis_twin.reference.pretrain`), on images of one shape each
+        drawn from seed ``PRETRAIN_SEED_OFFSET + seed``; default ``DEFAULT_PRETRAINING.iterations``; 0: none, FCIS
+        starts from random weights.
     seed : int in [0, MAX_SEED]
     backend : str, optional
     resume, overwrite : bool
@@ -200,12 +201,9 @@ def run_training(out, *, iterations=None, seed=0, backend=None, resume=False, ov
 
 def _read_pretrain_log(out):
     """The pretraining log that :func:`~fcis_twin.reference.train.train` wrote into ``out``; None if it has none
-    (a resumed run whose folder lost it)."""
-    import json
-
+    (a resumed run whose folder lost it) or cannot be read."""
     try:
-        with open(os.path.join(out, "pretrain_log.json")) as f:
-            return json.load(f)
+        return read_json("pretrain_log.json", os.path.join(out, "pretrain_log.json"))
     except (OSError, ValueError):
         return None
 
