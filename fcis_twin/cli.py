@@ -22,7 +22,7 @@ Subcommands:
     model file's (``--weights``), or the oracle network outputs' (``--oracle``).
 
 ``fcis train --out DIR [--iterations N] [--pretrain-iterations N] [--seed S] [--resume | --overwrite] ...``
-    Pretrain the backbone to classify the shapes (``--pretrain-iterations``, default 5000; 0: none), then train
+    Pretrain the backbone to classify the shapes (``--pretrain-iterations``, default 8000; 0: none), then train
     the small FCIS in NumPy on synthetic scenes drawn on the fly (or a COCO-format folder, ``--data DIR``); write
     ``model.npz``, ``log.json``, ``pretrain_log.json``, ``loss.png`` and, along the way, ``checkpoint.npz`` to
     DIR (``--backend B`` and ``--workers N`` as below).  DIR must be missing
@@ -218,8 +218,8 @@ def build_parser():
                        help="output folder: missing or empty, unless --resume or --overwrite (created if missing)")
     train.add_argument("--iterations", type=int, help="FCIS training iterations, two images each (default 4000)")
     train.add_argument("--pretrain-iterations", type=int,
-                       help="iterations of the backbone's pretraining to classify the shapes, two images each, "
-                            "before FCIS's (default 2000; 0: none)")
+                       help="iterations of the backbone's pretraining to classify the shapes, four images each, "
+                            "before FCIS's (default 8000; 0: none)")
     train.add_argument("--seed", type=int, default=0, help="seed of the weights and of the training scenes")
     train.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
     train.add_argument("--overwrite", action="store_true",

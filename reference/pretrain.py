@@ -32,8 +32,8 @@ from .layers import ConvGeometry
 from .network import Layer, NetworkConfig, backward, forward, init_params, param_shapes, preprocess, wiring
 from .optim import TrainConfig, learning_rate, sgd_step
 
-#: ``fcis train``'s pretraining: 5000 iterations of four images, FCIS's rate and schedule.
-DEFAULT_PRETRAINING = TrainConfig(iterations=5000, images_per_step=4)
+#: ``fcis train``'s pretraining: 8000 iterations of four images, FCIS's rate and schedule.
+DEFAULT_PRETRAINING = TrainConfig(iterations=8000, images_per_step=4)
 #: The pretraining images: their side, and the range of their objects' sizes (a circle's diameter, a square's
 #: diagonal), in pixels.
 IMAGE_SIDE = 48

@@ -319,3 +319,20 @@ def test_demo_runs_a_model_file_and_says_which_outputs_it_shows(tmp_path, capsys
     with pytest.raises(SystemExit) as info:
         main(["demo", "--weights", str(tmp_path / "m.npz"), "--oracle"])
     assert info.value.code == 2 and "exclude each other" in capsys.readouterr().err
+
+
+def test_train_help_gives_the_defaults_the_code_uses(capsys):
+    """`fcis train --help` states the iteration defaults and images per iteration of DEFAULT_TRAIN and
+    DEFAULT_PRETRAINING (the parser keeps its imports light, so the text is written out and checked here)."""
+    from fcis_twin.reference.pretrain import DEFAULT_PRETRAINING
+    from fcis_twin.reference.train import DEFAULT_TRAIN
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help at any space
+    words = {2: "two", 4: "four"}
+    assert (f"--iterations ITERATIONS FCIS training iterations, {words[DEFAULT_TRAIN.images_per_step]} images each "
+            f"(default {DEFAULT_TRAIN.iterations})") in text
+    assert (f"{words[DEFAULT_PRETRAINING.images_per_step]} images each, before FCIS's "
+            f"(default {DEFAULT_PRETRAINING.iterations}; 0: none)") in text
