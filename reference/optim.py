@@ -29,7 +29,8 @@ class TrainConfig:
     checkpoint_every: int = 250
 
 
-#: The default schedule, ``fcis train``'s; the bundled model's is the same with ``iterations=12000``.
+#: The default schedule, ``fcis train``'s; the bundled model's is the same with ``iterations=24000`` (after a
+#: pretraining of 10000 iterations, ``docs/training.md``).
 DEFAULT_TRAIN = TrainConfig()
 
 
