@@ -8,9 +8,10 @@ import numpy as np
 
 from fcis_twin.demo import evaluate_model
 from fcis_twin.reference.coco import ANNOTATION_FILE, IMAGE_FOLDER, load_coco, make_data
-from fcis_twin.reference.network import DEFAULT_NETWORK
+from fcis_twin.reference.network import DEFAULT_NETWORK, inference_config
 from fcis_twin.reference.pretrain import DEFAULT_PRETRAINING
-from fcis_twin.reference.train import DEFAULT_TRAIN, load_model
+from fcis_twin.reference.train import DEFAULT_TRAIN, load_model, run_record, with_iterations
+from fcis_twin.reference.train_step import DEFAULT_LOSSES
 from fcis_twin.training import BUNDLED_MODEL, bundled_model
 
 TRAINING_DOC = Path(__file__).resolve().parent.parent / "docs" / "training.md"
@@ -34,22 +35,15 @@ def test_bundled_model_is_installed_small_and_the_default_configuration():
 
 
 def test_bundled_model_was_trained_by_the_documented_command():
-    """The recipe the file records (seed, iterations, the schedules otherwise the defaults) is the one of the
-    ``fcis train --out bundled ...`` line in docs/training.md, so that line gives the same weights."""
+    """The run the file records (seed 0, the default losses, proposals and schedules but for their lengths) is the
+    one of the ``fcis train --out bundled ...`` line in docs/training.md, so that line gives the same weights."""
     meta = load_model(bundled_model())[2]
-    train, pretraining = meta["train"], meta["pretraining"]
-    command = (f"fcis train --out bundled --iterations {train['iterations']} "
-               f"--pretrain-iterations {pretraining['iterations']}")
+    iterations, pretrain_iterations = meta["train"]["iterations"], meta["pretraining"]["iterations"]
+    command = f"fcis train --out bundled --iterations {iterations} --pretrain-iterations {pretrain_iterations}"
     assert command in TRAINING_DOC.read_text(), f"docs/training.md does not give the bundled model's `{command}`"
-    assert meta["seed"] == 0
-    assert {**train, "iterations": DEFAULT_TRAIN.iterations} == _record(DEFAULT_TRAIN)
-    assert {k: pretraining[k] for k in _record(DEFAULT_PRETRAINING)} == {
-        **_record(DEFAULT_PRETRAINING), "iterations": pretraining["iterations"]}
-
-
-def _record(config):
-    """A TrainConfig as a model file records it (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()}
+    recipe = run_record(with_iterations(DEFAULT_TRAIN, iterations), DEFAULT_LOSSES, inference_config(DEFAULT_NETWORK),
+                        0, with_iterations(DEFAULT_PRETRAINING, pretrain_iterations))
+    assert {key: meta[key] for key in recipe} == recipe
 
 
 def test_bundled_model_segments_a_held_out_set(tmp_path):
